@@ -5,7 +5,9 @@
 // function as the forward. Tape::backward seeds d(loss) = 1 and runs one reverse loop over the nodes;
 // there is no recursion and no topological sort, because creation order already is one.
 //
-//   - Gradients accumulate (+=), so calling backward twice adds.
+//   - Gradients accumulate (+=): within a pass where a value is used twice, and across passes into
+//     leaves and parameters (calling backward twice adds, as in PyTorch). Intermediate gradients
+//     start from zero in every pass.
 //   - A node whose inputs need no gradient records no closure and costs nothing in backward.
 //   - NoGrad (a scope) turns recording off, for evaluation.
 //   - Values and gradients live in the tape's BufferPool; reset() hands them back without freeing,
@@ -201,6 +203,11 @@ class Tape {
     check_own(output, "backward");
     check_same("backward (seed)", output.shape(), seed.shape);
     if (!nodes_[size_t(output.id)].requires_grad) return;  // nothing depends on a parameter
+    // Intermediate gradients belong to one backward pass; only leaves accumulate across passes.
+    for (int32_t i = 0; i <= output.id; ++i) {
+      Node<T>& n = nodes_[size_t(i)];
+      if (n.backward && n.grad) std::memset(n.grad, 0, sizeof(T) * size_t(n.value.numel()));
+    }
     T* g = grad_accumulator(output).data;
     for (int64_t i = 0; i < seed.numel(); ++i) g[i] += seed.data[i];
     for (int32_t i = output.id; i >= 0; --i) {
