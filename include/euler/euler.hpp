@@ -8,10 +8,14 @@
 #pragma once
 
 #include "euler/core/parallel.hpp"
+#include "euler/core/random.hpp"
 #include "euler/core/shape.hpp"
 #include "euler/core/tape.hpp"
 #include "euler/core/tensor.hpp"
+#include "euler/ops/complex.hpp"
 #include "euler/ops/elementwise.hpp"
+#include "euler/ops/layout.hpp"
 #include "euler/ops/matmul.hpp"
+#include "euler/ops/nn.hpp"
 #include "euler/ops/reduce.hpp"
 #include "euler/check/gradcheck.hpp"

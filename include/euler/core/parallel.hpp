@@ -9,7 +9,7 @@
 //     });
 #pragma once
 
-#include <Eigen/Core>
+#include "euler/core/eigen.hpp"
 
 #include <algorithm>
 #include <cstdint>

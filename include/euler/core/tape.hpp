@@ -44,7 +44,7 @@ struct Var {
   int32_t id = -1;
 
   TensorView<T> value() const { return tape->node(id).value; }
-  const Shape& shape() const { return tape->node(id).value.shape; }
+  Shape shape() const { return tape->node(id).value.shape; }  // a copy: nodes move as the tape grows
   int64_t numel() const { return shape().numel(); }
   int64_t size(int axis) const { return shape()[normalize_axis("size", axis, shape().rank)]; }
   bool requires_grad() const { return tape->node(id).requires_grad; }

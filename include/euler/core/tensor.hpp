@@ -13,7 +13,7 @@
 //     float total = x.vec().sum();
 #pragma once
 
-#include <Eigen/Core>
+#include "euler/core/eigen.hpp"
 
 #include <algorithm>
 #include <cstdlib>

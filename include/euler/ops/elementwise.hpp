@@ -9,7 +9,7 @@
 //     auto z = euler::exp(-y) / 2.0;
 #pragma once
 
-#include <unsupported/Eigen/SpecialFunctions>
+#include "euler/core/eigen.hpp"
 
 #include <cmath>
 #include <numbers>
@@ -142,7 +142,9 @@ BinaryPlan<T> plan_binary(const char* op, Var<T> a, Var<T> b) {
 
 template <class T>
 Var<T> add(Var<T> a, Var<T> b) {
-  auto [bc, a_small, b_small] = plan_binary("add", a, b);
+  const BinaryPlan<T> plan = plan_binary("add", a, b);  // (plain names: clang < 16 cannot capture bindings)
+  const Broadcast bc = plan.bc;
+  const bool a_small = plan.a_small, b_small = plan.b_small;
   TensorView<T> y = a.tape->alloc(bc.out);
   broadcast_apply(bc, a.value().data, b.value().data, y.data, [](const auto& x, const auto& z) { return x + z; });
   return a.tape->record("add", y, {a, b}, [a, b, bc, a_small, b_small](auto, TensorView<const T> dy) {
@@ -155,7 +157,9 @@ Var<T> add(Var<T> a, Var<T> b) {
 
 template <class T>
 Var<T> sub(Var<T> a, Var<T> b) {
-  auto [bc, a_small, b_small] = plan_binary("sub", a, b);
+  const BinaryPlan<T> plan = plan_binary("sub", a, b);  // (plain names: clang < 16 cannot capture bindings)
+  const Broadcast bc = plan.bc;
+  const bool a_small = plan.a_small, b_small = plan.b_small;
   TensorView<T> y = a.tape->alloc(bc.out);
   broadcast_apply(bc, a.value().data, b.value().data, y.data, [](const auto& x, const auto& z) { return x - z; });
   return a.tape->record("sub", y, {a, b}, [a, b, bc, a_small, b_small](auto, TensorView<const T> dy) {
@@ -169,7 +173,9 @@ Var<T> sub(Var<T> a, Var<T> b) {
 
 template <class T>
 Var<T> mul(Var<T> a, Var<T> b) {
-  auto [bc, a_small, b_small] = plan_binary("mul", a, b);
+  const BinaryPlan<T> plan = plan_binary("mul", a, b);  // (plain names: clang < 16 cannot capture bindings)
+  const Broadcast bc = plan.bc;
+  const bool a_small = plan.a_small, b_small = plan.b_small;
   TensorView<T> y = a.tape->alloc(bc.out);
   broadcast_apply(bc, a.value().data, b.value().data, y.data, [](const auto& x, const auto& z) { return x * z; });
   return a.tape->record("mul", y, {a, b}, [a, b, bc, a_small, b_small](auto, TensorView<const T> dy) {

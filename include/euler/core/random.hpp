@@ -1,0 +1,183 @@
+// euler/core/random.hpp: a seeded, counter-based random number generator that checkpoints exactly.
+//
+// Every random number euler draws is a pure function of three integers, (seed, stream, index):
+// the index is run through a SplitMix64 mixer keyed by (seed, stream). Nothing else is hidden, so
+//   - an Rng's whole state is two uint64, its seed and its counter (the next index to use); a trainer
+//     saves state() in a checkpoint and set_state() resumes the exact same sequence;
+//   - a block of n numbers can be made in parallel: reserve(n) hands out the indices
+//     [base, base + n) and element i takes number base + i, whatever thread computes it. The result
+//     does not depend on the thread count, and equals what n sequential draws would have given.
+// An Rng draws from stream 0 of its seed. Code that has a seed but no Rng (say, one stream per data
+// loader worker) can take numbers from other streams with RandomStream(seed, stream) or uniform_at.
+//
+//     euler::Rng rng(1234);
+//     double u = rng.uniform();                 // [0, 1)
+//     float z = rng.normal<float>();            // N(0, 1)
+//     uint64_t k = rng.below(10);               // 0..9, unbiased
+//     rng.shuffle(order);                       // any random-access range (std::vector, std::span)
+//     euler::RngState saved = rng.state();      // {seed, counter}: put it in the checkpoint
+//
+//     // Bulk, in parallel, independent of the thread count:
+//     euler::RandomStream stream = rng.stream();
+//     uint64_t base = rng.reserve(n);           // the counter moves on by n
+//     parallel_for(n, 4096, [&](int64_t i0, int64_t i1) {
+//       for (int64_t i = i0; i < i1; ++i) out[i] = stream.uniform(base + i);
+//     });
+//     // or simply: euler::fill_uniform(view, rng), euler::fill_normal(view, rng)
+//
+// Rng also models std::uniform_random_bit_generator, so Tensor<>::uniform(shape, rng) works.
+// Quality: SplitMix64 passes BigCrush; keys are hashed from (seed, stream) so that nearby seeds and
+// streams give unrelated sequences. This is not a cryptographic generator.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <numbers>
+#include <ranges>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "euler/core/parallel.hpp"
+#include "euler/core/tensor.hpp"
+
+namespace euler {
+
+// The SplitMix64 finalizer: a bijection on 64-bit integers with good avalanche.
+inline constexpr uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The top 53 bits of a random word as a double in [0, 1).
+inline constexpr double unit_double(uint64_t bits) { return double(bits >> 11) * 0x1.0p-53; }
+
+// One stream of one seed: number `index` of the stream is a pure function of (key, index).
+struct RandomStream {
+  static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // 2^64 / golden ratio, odd
+  uint64_t key = 0;
+
+  RandomStream() = default;
+  constexpr RandomStream(uint64_t seed, uint64_t stream)
+      : key(mix64(mix64(seed) ^ mix64(stream * kGolden + 0x632BE59BD9B4E019ull))) {}
+
+  // 64 random bits.
+  constexpr uint64_t bits(uint64_t index) const { return mix64(key + (index + 1) * kGolden); }
+  // Uniform in [0, 1).
+  constexpr double uniform(uint64_t index) const { return unit_double(bits(index)); }
+  // Standard normal, by Box-Muller from one index: the word gives the radius, a rehash of it the angle.
+  double normal(uint64_t index) const {
+    uint64_t word = bits(index);
+    double radius_uniform = double((word >> 11) + 1) * 0x1.0p-53;  // (0, 1]: log is finite
+    double angle_uniform = unit_double(mix64(word ^ 0xD1B54A32D192ED03ull));
+    return std::sqrt(-2.0 * std::log(radius_uniform)) * std::cos(2.0 * std::numbers::pi * angle_uniform);
+  }
+};
+
+// Pure functions of (seed, stream, index), for code that keeps a seed rather than an Rng.
+inline constexpr uint64_t random_bits(uint64_t seed, uint64_t stream, uint64_t index) {
+  return RandomStream(seed, stream).bits(index);
+}
+inline constexpr double uniform_at(uint64_t seed, uint64_t stream, uint64_t index) {
+  return RandomStream(seed, stream).uniform(index);
+}
+inline double normal_at(uint64_t seed, uint64_t stream, uint64_t index) {
+  return RandomStream(seed, stream).normal(index);
+}
+
+// Everything an Rng is: save it, restore it, compare it.
+struct RngState {
+  uint64_t seed = 0;
+  uint64_t counter = 0;  // the next index of stream 0 to hand out
+  friend bool operator==(const RngState&, const RngState&) = default;
+};
+
+class Rng {
+ public:
+  static constexpr uint64_t kStream = 0;  // the stream an Rng draws from
+
+  explicit Rng(uint64_t seed = 0) : state_{seed, 0} {}
+  explicit Rng(RngState state) : state_(state) {}
+
+  RngState state() const { return state_; }
+  void set_state(RngState state) { state_ = state; }
+  uint64_t seed() const { return state_.seed; }
+  uint64_t counter() const { return state_.counter; }
+  // The stream this Rng reads: number i of it is what the draw with counter i returns.
+  RandomStream stream() const { return RandomStream(state_.seed, kStream); }
+
+  // ---- sequential draws (each uses one counter value) ------------------------------------------
+  uint64_t next_u64() { return stream().bits(state_.counter++); }
+  double uniform() { return stream().uniform(state_.counter++); }  // [0, 1)
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  template <class T = double>
+  T normal(T mean = T(0), T stddev = T(1)) {
+    return T(double(mean) + double(stddev) * stream().normal(state_.counter++));
+  }
+  // Uniform integer in [0, n), without modulo bias (rejects the few words that would cause it).
+  uint64_t below(uint64_t n) {
+    if (n == 0) throw ShapeError("Rng::below: n must be positive, got 0");
+    uint64_t threshold = (0 - n) % n;  // 2^64 mod n: words below it are rejected
+    uint64_t word;
+    do word = next_u64();
+    while (word < threshold);
+    return word % n;
+  }
+  // Fisher-Yates shuffle of any random-access range (std::vector, std::span, array).
+  template <std::ranges::random_access_range Range>
+  void shuffle(Range&& items) {
+    auto first = std::ranges::begin(items);
+    auto n = uint64_t(std::ranges::distance(items));
+    for (uint64_t i = n; i > 1; --i) {
+      uint64_t j = below(i);
+      using std::swap;
+      swap(first[std::ptrdiff_t(i - 1)], first[std::ptrdiff_t(j)]);
+    }
+  }
+
+  // ---- bulk draws --------------------------------------------------------------------------------
+  // Hand out the indices [base, base + n) of stream() and move the counter past them; returns base.
+  uint64_t reserve(uint64_t n) {
+    uint64_t base = state_.counter;
+    state_.counter += n;
+    return base;
+  }
+
+  // ---- std::uniform_random_bit_generator -----------------------------------------------------------
+  using result_type = uint64_t;
+  static constexpr uint64_t min() { return 0; }
+  static constexpr uint64_t max() { return ~uint64_t(0); }
+  uint64_t operator()() { return next_u64(); }
+
+ private:
+  RngState state_;
+};
+
+inline constexpr int64_t kRandomFillGrain = 1 << 14;  // elements per thread worth splitting
+
+// out[i] = lo + (hi - lo) * u_i, u uniform in [0, 1); in parallel, independent of the thread count.
+template <class T>
+void fill_uniform(TensorView<T> out, Rng& rng, std::type_identity_t<T> lo = T(0), std::type_identity_t<T> hi = T(1)) {
+  RandomStream stream = rng.stream();
+  uint64_t base = rng.reserve(uint64_t(out.numel()));
+  parallel_for(out.numel(), kRandomFillGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      out[i] = T(double(lo) + double(hi - lo) * stream.uniform(base + uint64_t(i)));
+  });
+}
+
+// out[i] = mean + stddev * z_i, z standard normal; in parallel, independent of the thread count.
+template <class T>
+void fill_normal(TensorView<T> out, Rng& rng, std::type_identity_t<T> mean = T(0),
+                 std::type_identity_t<T> stddev = T(1)) {
+  RandomStream stream = rng.stream();
+  uint64_t base = rng.reserve(uint64_t(out.numel()));
+  parallel_for(out.numel(), kRandomFillGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      out[i] = T(double(mean) + double(stddev) * stream.normal(base + uint64_t(i)));
+  });
+}
+
+}  // namespace euler

@@ -1,0 +1,374 @@
+// euler/ops/nn.hpp: the fused neural-network ops: softmax, log_softmax, layer_norm, dropout, cross_entropy.
+//
+// Each op is one tape node with a hand-written backward, fused over rows: the forward makes one pass
+// over each row (in parallel over rows), the backward another, and only small per-row statistics are
+// kept for it (row mean and 1/std for layer_norm, row log-sum-exp for cross_entropy). Results depend on
+// nothing but the inputs (and the Rng state for dropout): every reduction has a fixed order.
+//
+// Letters: B batch, H heads, N list length, S softmax length (keys), D hidden, K classes (items),
+// M rows of a classification (B, or B * N).
+//
+//     auto p = euler::softmax(scores, mask);              // scores [B, H, N, N], mask [B, 1, N, N] or [N, N]
+//     auto h = euler::layer_norm(x, gamma, beta, 1e-5f);  // x [B, N, D], gamma and beta [D]
+//     auto r = euler::dropout(h, 0.1f, rng);              // rng: euler::Rng, advanced by h.numel()
+//     auto loss = euler::cross_entropy(logits, targets);  // logits [M, K], targets [M] int32 -> []
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "euler/core/random.hpp"
+#include "euler/ops/elementwise.hpp"
+
+namespace euler {
+
+// ---- row helpers --------------------------------------------------------------------------------
+
+// Rows of `row_length` elements worth giving one thread.
+inline int64_t row_grain(int64_t row_length) { return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, row_length)); }
+
+// Where each row of x [..., S] finds its additive mask: the mask broadcasts NumPy-style against x
+// (aligned from the right, each mask dim equal to x's or 1, missing leading dims broadcast).
+template <class T>
+struct RowMask {
+  const T* data = nullptr;                     // null: no mask
+  int lead_rank = 0;                           // x's dims before the last
+  std::array<int64_t, kMaxRank> lead_dims{};   // those dims
+  std::array<int64_t, kMaxRank> lead_strides{};  // mask stride along each, 0 where it broadcasts
+  int64_t last_stride = 0;                     // 1: a mask value per key; 0: one value for the row
+
+  const T* row(int64_t r) const {
+    int64_t offset = 0;
+    for (int axis = lead_rank - 1; axis >= 0; --axis) {
+      offset += (r % lead_dims[size_t(axis)]) * lead_strides[size_t(axis)];
+      r /= lead_dims[size_t(axis)];
+    }
+    return data + offset;
+  }
+};
+
+template <class T>
+RowMask<T> plan_row_mask(const char* op, const Shape& x, TensorView<const T> mask) {
+  RowMask<T> plan;
+  plan.lead_rank = x.rank - 1;
+  for (int axis = 0; axis < plan.lead_rank; ++axis) plan.lead_dims[size_t(axis)] = x[axis];
+  if (mask.data == nullptr) return plan;
+  const Shape& m = mask.shape;
+  auto fail = [&] {
+    throw ShapeError(std::string(op) + ": mask shape " + m.str() + " does not broadcast against input shape " + x.str() +
+                     " (aligned from the right, each mask dim must equal the input's or be 1)");
+  };
+  if (m.rank > x.rank) fail();
+  plan.data = mask.data;
+  int64_t stride = 1;  // the mask's own row-major stride, innermost first
+  for (int k = m.rank - 1; k >= 0; --k) {
+    int axis = x.rank - m.rank + k;  // the x axis this mask dim lines up with
+    int64_t used = 0;  // size-1 mask dims broadcast: stride 0
+    if (m[k] == x[axis]) used = stride;
+    else if (m[k] != 1) fail();
+    if (axis == x.rank - 1) plan.last_stride = used;
+    else plan.lead_strides[size_t(axis)] = used;
+    stride *= m[k];
+  }
+  return plan;
+}
+
+// Sets values below the smallest normal number to 0. Eigen's SSE/AVX2 exp clamps its argument, so
+// exp(-10000) or exp(-inf) comes back as a subnormal (about 1e-39 in float) instead of 0; masked keys
+// must be exactly 0, and subnormals would slow the products that follow on many CPUs.
+template <class T>
+void flush_subnormals(T* values, int64_t n) {
+  constexpr T kSmallestNormal = std::numeric_limits<T>::min();
+  for (int64_t i = 0; i < n; ++i) values[i] = values[i] < kSmallestNormal ? T(0) : values[i];  // vectorises
+}
+
+// Forward of softmax (or of log_softmax when `log`) over the last axis, row by row.
+// y[r] = exp(z - max z) / sum(exp(z - max z)), z = x[r] + mask row; a row of -inf gives 0 (log: -inf).
+template <class T>
+void softmax_rows(const char* op, Var<T> x, TensorView<const T> mask, TensorView<T> y, bool log) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const Shape& s = x.shape();
+  require(s.rank >= 1, op, "input must have rank >= 1, got shape " + s.str());
+  RowMask<T> row_mask = plan_row_mask(op, s, mask);
+  const int64_t S = s.last();
+  if (y.numel() == 0) return;
+  const int64_t rows = y.numel() / S;
+  const T* xv = x.value().data;
+  constexpr T kMinusInf = -std::numeric_limits<T>::infinity();
+  parallel_for(rows, row_grain(S), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      Eigen::Map<const A> xr(xv + r * S, S);
+      Eigen::Map<A> yr(y.data + r * S, S);
+      if (row_mask.data == nullptr) yr = xr;
+      else if (row_mask.last_stride == 1) yr = xr + Eigen::Map<const A>(row_mask.row(r), S);
+      else yr = xr + *row_mask.row(r);
+      const T max = yr.maxCoeff();
+      if (max == kMinusInf) {  // every key masked out: no probability mass anywhere
+        yr.setConstant(log ? kMinusInf : T(0));
+        continue;
+      }
+      if (log) {
+        const T log_sum = std::log((yr - max).exp().sum());
+        yr = yr - max - log_sum;  // in this order: (z - max) is exact near the max
+      } else {
+        yr = (yr - max).exp();
+        flush_subnormals(y.data + r * S, S);
+        yr *= T(1) / yr.sum();
+      }
+    }
+  });
+}
+
+// ---- softmax ------------------------------------------------------------------------------------
+
+// Softmax over the last axis of x [..., S]. `mask` is additive (added to x first, e.g. -10000 or -inf at
+// keys not to attend to), broadcasts against x ([B, H, N, N] with [B, 1, N, N], [N, N], [B, 1, 1, N], ...),
+// gets no gradient and is only read during this call. A row whose masked scores are all -inf gives
+// zeros (and passes no gradient) instead of NaN; a finite mask such as -10000 on every key of a row
+// leaves that row's softmax(x) unchanged, as in PyTorch.
+template <class T>
+Var<T> softmax(Var<T> x /*[..., S]*/, std::type_identity_t<TensorView<const T>> mask /*broadcasts to x*/) {
+  TensorView<T> y = x.tape->alloc(x.shape());
+  softmax_rows("softmax", x, mask, y, false);
+  return x.tape->record("softmax", y, {x}, [x](TensorView<const T> yv, TensorView<const T> dy) {
+    // y = exp(z - max z) / sum(exp(z - max z)), z = x + mask  =>  dx += y * (dy - sum(dy * y)) per row
+    using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+    T* dx = x.grad_accumulator().data;
+    const int64_t S = yv.shape.last(), rows = S ? yv.numel() / S : 0;
+    parallel_for(rows, row_grain(S), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        Eigen::Map<const A> yr(yv.data + r * S, S), dyr(dy.data + r * S, S);
+        const T dy_dot_y = (dyr * yr).sum();
+        Eigen::Map<A>(dx + r * S, S) += yr * (dyr - dy_dot_y);
+      }
+    });
+  });
+}
+
+template <class T>
+Var<T> softmax(Var<T> x /*[..., S]*/) {
+  return softmax(x, TensorView<const T>{});
+}
+
+// ---- log_softmax --------------------------------------------------------------------------------
+
+// log(softmax(x + mask)) over the last axis, computed as z - max z - log(sum(exp(z - max z))) so it never
+// takes the log of an underflowed probability. Mask as for softmax. A row whose masked scores are all
+// -inf gives -inf everywhere and passes no gradient.
+template <class T>
+Var<T> log_softmax(Var<T> x /*[..., S]*/, std::type_identity_t<TensorView<const T>> mask /*broadcasts to x*/) {
+  TensorView<T> y = x.tape->alloc(x.shape());
+  softmax_rows("log_softmax", x, mask, y, true);
+  return x.tape->record("log_softmax", y, {x}, [x](TensorView<const T> yv, TensorView<const T> dy) {
+    // y = z - log(sum(exp(z))), z = x + mask  =>  dx += dy - exp(y) * sum(dy) per row
+    using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+    constexpr T kMinusInf = -std::numeric_limits<T>::infinity();
+    T* dx = x.grad_accumulator().data;
+    const int64_t S = yv.shape.last(), rows = S ? yv.numel() / S : 0;
+    parallel_for(rows, row_grain(S), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        Eigen::Map<const A> yr(yv.data + r * S, S), dyr(dy.data + r * S, S);
+        if (yr[0] == kMinusInf && (yr == kMinusInf).all()) continue;  // fully masked row
+        const T dy_sum = dyr.sum();
+        Eigen::Map<A>(dx + r * S, S) += dyr - yr.exp() * dy_sum;
+      }
+    });
+  });
+}
+
+template <class T>
+Var<T> log_softmax(Var<T> x /*[..., S]*/) {
+  return log_softmax(x, TensorView<const T>{});
+}
+
+// ---- layer_norm ---------------------------------------------------------------------------------
+
+// Reduction chunks for `rows` rows of `length` elements: a count fixed by the sizes alone (never by the
+// thread count), so that per-chunk partial sums added in chunk order give the same bits for any thread count.
+inline int64_t reduction_chunks(int64_t rows, int64_t length) {
+  constexpr int64_t kMaxChunks = 64;
+  return std::clamp<int64_t>(rows * length / kElementwiseGrain, 1, std::max<int64_t>(1, std::min(rows, kMaxChunks)));
+}
+
+// y = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis, with the biased variance (as
+// PyTorch). Row mean and 1/sqrt(var + eps) are kept on the tape for the backward.
+template <class T>
+Var<T> layer_norm(Var<T> x /*[..., D]*/, Var<T> gamma /*[D]*/, Var<T> beta /*[D]*/,
+                  std::type_identity_t<T> eps = T(1e-5)) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  if (x.tape != gamma.tape || x.tape != beta.tape) throw TapeError("layer_norm: operands on different tapes");
+  const Shape& s = x.shape();
+  if (s.rank < 1 || s.last() == 0 || !(gamma.shape() == Shape{s.last()}) || !(beta.shape() == Shape{s.last()}))
+    throw ShapeError("layer_norm: input " + s.str() + " needs rank >= 1, a nonzero last dim D and gamma, beta of shape [D]; got gamma " +
+                     gamma.shape().str() + " and beta " + beta.shape().str());
+  std::ostringstream eps_text;
+  eps_text << eps;
+  require(eps >= T(0), "layer_norm", "eps must be >= 0, got " + eps_text.str() + " (input " + s.str() + ")");
+  const int64_t D = s.last(), rows = s.numel() / D;
+  TensorView<T> y = x.tape->alloc(s);
+  T* stats = x.tape->alloc(Shape{rows, 2}).data;  // per row: mean, rstd = 1 / sqrt(var + eps)
+  const T* xv = x.value().data;
+  Eigen::Map<const A> g(gamma.value().data, D), b(beta.value().data, D);
+  parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      Eigen::Map<const A> xr(xv + r * D, D);
+      const T mean = xr.sum() / T(D);
+      const T var = (xr - mean).square().sum() / T(D);  // two passes: no cancellation
+      const T rstd = T(1) / std::sqrt(var + eps);
+      Eigen::Map<A>(y.data + r * D, D) = (xr - mean) * rstd * g + b;
+      stats[2 * r] = mean;
+      stats[2 * r + 1] = rstd;
+    }
+  });
+  return x.tape->record("layer_norm", y, {x, gamma, beta}, [x, gamma, beta, stats, rows, D](auto, TensorView<const T> dy) {
+    // y = xhat * gamma + beta, xhat = (x - mean) * rstd  =>
+    //   dbeta += sum_rows dy,  dgamma += sum_rows dy * xhat,
+    //   dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * gamma
+    const bool need_dx = x.requires_grad(), need_params = gamma.requires_grad() || beta.requires_grad();
+    T* dx = need_dx ? x.grad_accumulator().data : nullptr;
+    const int64_t chunks = reduction_chunks(rows, D);
+    T* partial = need_params ? x.tape->alloc(Shape{chunks, 2, D}).data : nullptr;  // per chunk: dgamma, dbeta sums
+    const T* xv = x.value().data;
+    Eigen::Map<const A> g(gamma.value().data, D);
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        if (need_params) Eigen::Map<A>(partial + c * 2 * D, 2 * D).setZero();
+        for (int64_t r = rows * c / chunks; r < rows * (c + 1) / chunks; ++r) {
+          const T mean = stats[2 * r], rstd = stats[2 * r + 1];
+          Eigen::Map<const A> xr(xv + r * D, D), dyr(dy.data + r * D, D);
+          auto xhat = (xr - mean) * rstd;
+          if (need_params) {
+            Eigen::Map<A>(partial + c * 2 * D, D) += dyr * xhat;
+            Eigen::Map<A>(partial + c * 2 * D + D, D) += dyr;
+          }
+          if (need_dx) {
+            auto dxhat = dyr * g;
+            const T mean_dxhat = dxhat.sum() / T(D);
+            const T mean_dxhat_xhat = (dxhat * xhat).sum() / T(D);
+            Eigen::Map<A>(dx + r * D, D) += rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
+          }
+        }
+      }
+    });
+    if (!need_params) return;
+    for (int64_t c = 0; c < chunks; ++c) {  // chunk order: deterministic
+      if (gamma.requires_grad()) arr(gamma.grad_accumulator()) += Eigen::Map<const A>(partial + c * 2 * D, D);
+      if (beta.requires_grad()) arr(beta.grad_accumulator()) += Eigen::Map<const A>(partial + c * 2 * D + D, D);
+    }
+  });
+}
+
+// ---- dropout ------------------------------------------------------------------------------------
+
+// Which elements a dropout keeps: element i when stream.uniform(base + i) >= p, tested in integers
+// (the 53 bits behind the uniform against ceil(p * 2^53), the same comparison) so that it vectorises.
+struct DropoutMask {
+  RandomStream stream;
+  uint64_t base = 0;       // first counter value of the block reserved for this dropout
+  uint64_t threshold = 0;  // ceil(p * 2^53)
+
+  DropoutMask(RandomStream s, uint64_t first, double p)
+      : stream(s), base(first), threshold(uint64_t(std::ceil(p * 0x1.0p53))) {}
+  bool keep(int64_t i) const { return (stream.bits(base + uint64_t(i)) >> 11) >= threshold; }
+};
+
+// Inverted dropout, as PyTorch in training mode: each element is kept with probability 1 - p and scaled
+// by 1 / (1 - p), or zeroed. p == 0 returns x itself (no node; use it for evaluation). Element i is kept
+// when rng.stream().uniform(base + i) >= p, base = rng.reserve(x.numel()): the mask depends only on the
+// Rng state (never on the thread count), the Rng always advances by x.numel(), and the backward
+// regenerates the same mask from (stream, base) instead of storing it.
+template <class T>
+Var<T> dropout(Var<T> x /*[...]*/, std::type_identity_t<T> p, Rng& rng) {
+  if (!(p >= T(0) && p < T(1))) {
+    std::ostringstream p_text;
+    p_text << p;
+    throw ShapeError("dropout: p = " + p_text.str() + " must be in [0, 1) (input " + x.shape().str() + ")");
+  }
+  if (p == T(0)) return x;
+  const T scale = T(1) / (T(1) - p);
+  const DropoutMask mask(rng.stream(), rng.reserve(uint64_t(x.numel())), double(p));
+  TensorView<T> y = x.tape->alloc(x.shape());
+  const T* xv = x.value().data;
+  T* yv = y.data;
+  for_chunks(y.numel(), [=](int64_t i0, int64_t i1) {  // by value: locals the vectoriser can trust
+    for (int64_t i = i0; i < i1; ++i) yv[i] = mask.keep(i) ? xv[i] * scale : T(0);
+  });
+  return x.tape->record("dropout", y, {x}, [x, mask, scale](auto, TensorView<const T> dy) {
+    // y = keep ? x * scale : 0  =>  dx += keep ? dy * scale : 0 (the mask regenerated from stream and base)
+    T* dx = x.grad_accumulator().data;
+    const T* dyv = dy.data;
+    for_chunks(dy.numel(), [=](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) dx[i] += mask.keep(i) ? dyv[i] * scale : T(0);
+    });
+  });
+}
+
+// ---- cross_entropy ------------------------------------------------------------------------------
+
+// Mean over rows whose target is not ignore_index of -log_softmax(logits)[target], as PyTorch's
+// cross_entropy with reduction "mean". Logits [M, K] with targets [M], or [B, N, K] with [B, N]. A target
+// outside [0, K) that is not ignore_index throws. When every row is ignored the loss is 0 and so is
+// the gradient (PyTorch gives NaN). The forward keeps the row log-sum-exp; the backward recomputes the
+// softmax row by row.
+template <class T>
+Var<T> cross_entropy(Var<T> logits /*[M, K]*/, TensorView<const int32_t> targets /*[M]*/, int32_t ignore_index = -100) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const Shape& s = logits.shape();
+  if (s.rank < 1 || !(targets.shape == s.without(s.rank - 1)))
+    throw ShapeError("cross_entropy: logits " + s.str() + " need targets of shape " +
+                     (s.rank < 1 ? std::string("[M] (logits need rank >= 1)") : s.without(s.rank - 1).str()) + ", got " +
+                     targets.shape.str());
+  const int64_t K = s.last(), rows = targets.numel();
+  int64_t count = 0;  // rows that count
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t t = targets[r];
+    if (t == ignore_index) continue;
+    if (t < 0 || t >= K)
+      throw ShapeError("cross_entropy: target " + std::to_string(t) + " at row " + std::to_string(r) + " is outside [0, " +
+                       std::to_string(K) + ") (logits " + s.str() + ", ignore_index " + std::to_string(ignore_index) + ")");
+    ++count;
+  }
+  TensorView<const int32_t> kept_targets = logits.tape->keep(targets);
+  T* log_sum_exp = logits.tape->alloc(Shape{rows}).data;  // per row: log(sum_j exp(logits[r, j]))
+  T* row_loss = logits.tape->alloc(Shape{rows}).data;     // per row: log_sum_exp - logits[r, t_r]
+  const T* xv = logits.value().data;
+  parallel_for(rows, row_grain(K), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (targets[r] == ignore_index) continue;
+      Eigen::Map<const A> xr(xv + r * K, K);
+      const T max = xr.maxCoeff();
+      const T log_sum = std::log((xr - max).exp().sum());
+      log_sum_exp[r] = max + log_sum;
+      row_loss[r] = log_sum - (xr[targets[r]] - max);  // (x_t - max) is exact near the max
+    }
+  });
+  double total = 0;  // in row order: deterministic
+  for (int64_t r = 0; r < rows; ++r)
+    if (targets[r] != ignore_index) total += double(row_loss[r]);
+  TensorView<T> loss = logits.tape->alloc(Shape{});
+  loss[0] = count ? T(total / double(count)) : T(0);
+  return logits.tape->record("cross_entropy", loss, {logits},
+                             [logits, kept_targets, log_sum_exp, rows, K, count, ignore_index](auto, TensorView<const T> dloss) {
+    // loss = sum_rows (log_sum_exp[r] - logits[r, t_r]) / count
+    //   =>  dlogits[r, j] += (softmax(logits[r])[j] - [j == t_r]) * dloss / count
+    if (count == 0) return;
+    T* dlogits = logits.grad_accumulator().data;
+    const T* xv = logits.value().data;
+    const T g = dloss[0] / T(count);
+    parallel_for(rows, row_grain(K), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int32_t t = kept_targets[r];
+        if (t == ignore_index) continue;
+        Eigen::Map<A> dxr(dlogits + r * K, K);
+        dxr += (Eigen::Map<const A>(xv + r * K, K) - log_sum_exp[r]).exp() * g;
+        dxr[t] -= g;
+      }
+    });
+  });
+}
+
+}  // namespace euler
