@@ -1,0 +1,17 @@
+# EulerCli.cmake: the command-line program `euler` from src/*.cpp, used while src/ has no
+# CMakeLists.txt of its own (one there takes over). Target euler_cli, built as <build>/bin/euler.
+# tests/ passes its path to the tests as EULER_CLI_PATH.
+include_guard(GLOBAL)
+
+find_package(cxxopts CONFIG QUIET)  # Debian: libcxxopts-dev (header-only)
+
+file(GLOB EULER_CLI_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/*.cpp")
+add_executable(euler_cli ${EULER_CLI_SOURCES})
+euler_target_defaults(euler_cli)
+if(TARGET cxxopts::cxxopts)
+  target_link_libraries(euler_cli PRIVATE cxxopts::cxxopts)
+endif()
+set_target_properties(euler_cli PROPERTIES
+  OUTPUT_NAME euler
+  RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bin")
+install(TARGETS euler_cli RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" OPTIONAL)

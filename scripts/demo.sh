@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# scripts/demo.sh [args...]: install deps, configure a Release build (build/, -march=native), build
+# only what the main job needs, run it. The main job is the last line; args go to it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEULER_SANITIZE=OFF
+
+# job <cmake target> <program under build/> [args...]: build that target, then run the program.
+job() {
+  local target=$1 program=$2
+  shift 2
+  cmake --build build -j "$(nproc)" --target "$target"
+  echo "+ build/$program $*"
+  "./build/$program" "$@"
+}
+
+# The main job (one line; e.g. later: job euler_cli bin/euler train --config ... "$@"):
+job example_tape examples/example_tape "$@"

@@ -1,0 +1,77 @@
+# install_consumer.cmake: run as `cmake -D... -P install_consumer.cmake` (the ctest test
+# install_consumer does this). Checks that an installed euler works for another project:
+#   1. cmake --install <build> --prefix <prefix>        (a fresh prefix under the build dir)
+#   2. the installed package carries no own-target flags (-march, sanitizers, warnings)
+#   3. configure + build tests/consumer/ with CMAKE_PREFIX_PATH=<prefix> (and only that)
+#   4. run the consumer; it exits non-zero when its gradient is wrong
+foreach(var EULER_BUILD_DIR EULER_PREFIX CONSUMER_SOURCE_DIR CONSUMER_BINARY_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "install_consumer: -D${var}=... is required")
+  endif()
+endforeach()
+
+function(run_step what)
+  message(STATUS "install_consumer: ${what}: ${ARGN}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install_consumer: ${what} failed (${rc})")
+  endif()
+endfunction()
+
+file(REMOVE_RECURSE "${EULER_PREFIX}" "${CONSUMER_BINARY_DIR}")
+
+# 1. install
+run_step("install" "${CMAKE_COMMAND}" --install "${EULER_BUILD_DIR}" --prefix "${EULER_PREFIX}")
+
+# 2. the exported interface must be clean
+file(GLOB_RECURSE _configs "${EULER_PREFIX}/*eulerConfig.cmake")
+if(NOT _configs)
+  message(FATAL_ERROR "install_consumer: no eulerConfig.cmake under ${EULER_PREFIX}")
+endif()
+file(GLOB_RECURSE _targets "${EULER_PREFIX}/*eulerTargets*.cmake")
+foreach(f IN LISTS _targets)
+  file(READ "${f}" _text)
+  foreach(bad "-march" "-fsanitize" "-Wall" "euler_dev_flags" "${EULER_BUILD_DIR}")
+    string(FIND "${_text}" "${bad}" _at)
+    if(NOT _at EQUAL -1)
+      message(FATAL_ERROR "install_consumer: installed ${f} mentions '${bad}'")
+    endif()
+  endforeach()
+endforeach()
+if(NOT EXISTS "${EULER_PREFIX}/include/euler/euler.hpp")
+  message(FATAL_ERROR "install_consumer: headers not installed under ${EULER_PREFIX}/include")
+endif()
+
+# 3. configure + build the consumer against the prefix only
+set(_gen)
+if(CONSUMER_GENERATOR)
+  set(_gen -G "${CONSUMER_GENERATOR}")
+endif()
+set(_cxx)
+if(CONSUMER_CXX_COMPILER)
+  set(_cxx "-DCMAKE_CXX_COMPILER=${CONSUMER_CXX_COMPILER}")
+endif()
+run_step("configure consumer" "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${CONSUMER_BINARY_DIR}" ${_gen} ${_cxx}
+         -DCMAKE_BUILD_TYPE=Release
+         "-DCMAKE_PREFIX_PATH=${EULER_PREFIX}"
+         -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+         -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
+
+# It must have found the installed copy, not a source or build tree (or a system-wide install).
+file(STRINGS "${CONSUMER_BINARY_DIR}/CMakeCache.txt" _dir REGEX "^euler_DIR:")
+string(REGEX REPLACE "^euler_DIR:[A-Z]+=" "" _dir "${_dir}")
+file(REAL_PATH "${EULER_PREFIX}" _prefix_real)
+if(EXISTS "${_dir}")
+  file(REAL_PATH "${_dir}" _dir)
+endif()
+string(FIND "${_dir}" "${_prefix_real}/" _at)
+if(NOT _at EQUAL 0)
+  message(FATAL_ERROR "install_consumer: consumer found euler at '${_dir}', not under ${_prefix_real}")
+endif()
+message(STATUS "install_consumer: consumer uses ${_dir}")
+
+run_step("build consumer" "${CMAKE_COMMAND}" --build "${CONSUMER_BINARY_DIR}")
+
+# 4. run it
+run_step("run consumer" "${CONSUMER_BINARY_DIR}/euler_consumer")
+message(STATUS "install_consumer: ok")
