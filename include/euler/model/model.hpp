@@ -1,0 +1,349 @@
+// euler/model/model.hpp: EulerFormer on the SASRec and BERT4Rec backbones, with every positional scheme.
+//
+// The model of ../shared/docs/eulerformer-spec.md, following the authors' code where it differs from
+// the paper (spec section 10). One code path serves every positional scheme:
+//   none        no positional information at all
+//   learned     learned absolute position embeddings (plain SASRec / BERT4Rec)
+//   sinusoidal  fixed sinusoidal embeddings added to the input
+//   rope        q and k rotated by the fixed angles alpha[j, t] = j g_t, g_t = 10000^(-2t/d)
+//   euler       EulerFormer: learned absolute positions, the input rotary table psi, and in every layer
+//               the Euler transform of q and k to polar form with the adaptation function
+//                   theta~Q = delta theta_Q + b + alpha,   theta~K = delta theta_K + alpha
+//               (delta and b learned per layer), mapped back to real before the dot product; plus the
+//               phase contrastive loss on the rotated phases.
+// Letters: B batch, N list length, D hidden, H heads, K items (rows of the item table).
+//
+//     euler::EulerFormerConfig cfg; cfg.n_items = 101;
+//     euler::EulerFormer<float> model(cfg, /*seed=*/42);
+//     euler::Tape<float> tape; euler::Rng rng(7);
+//     euler::Context<float> ctx{tape, model.parameters(), /*dropout_on=*/true, rng};
+//     auto losses = model.loss(ctx, {ids, targets});     // ids [B, N], targets [B]
+//     tape.backward(losses.total);                       // gradients in model.parameters().grads()
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "euler/model/config.hpp"
+#include "euler/model/contrastive.hpp"
+#include "euler/nn/layers.hpp"
+#include "euler/ops/complex.hpp"
+#include "euler/ops/layout.hpp"
+#include "euler/ops/reduce.hpp"
+
+namespace euler {
+
+// Inner values of one forward pass, for those who study them (attention maps, phases per layer).
+template <class T>
+struct Trace {
+  std::vector<Var<T>> attention_logits;  // per layer [B, H, N, N], before the mask
+  std::vector<Var<T>> attention;         // per layer [B, H, N, N], after softmax
+  std::vector<Var<T>> query_phase;       // per layer [B, N, D/2], phases of the rotated queries (euler)
+  std::vector<Var<T>> key_phase;         // per layer [B, N, D/2]
+};
+
+// A batch of right-padded lists: position 0 holds the oldest item, 0 is padding.
+struct Batch {
+  TensorView<const int32_t> ids;      // [B, N]
+  TensorView<const int32_t> targets;  // [B] (objective last) or [B, N] (objective all, BERT4Rec); 0 = no loss
+};
+
+template <class T>
+struct Losses {
+  Var<T> total;        // ce + contrastive
+  Var<T> ce;           // cross-entropy over all items
+  Var<T> contrastive;  // sum over layers of the phase contrastive terms ([] zero when off)
+};
+
+template <class T = float>
+class EulerFormer {
+ public:
+  struct Attention {
+    Linear<T> query, key, value, dense;
+    LayerNorm<T> norm;
+    int delta = -1, bias = -1, freq = -1, w = -1;  // EulerFormer parameters (-1: absent)
+  };
+  struct Layer {
+    Attention attention;
+    FeedForward<T> feed_forward;
+  };
+
+  explicit EulerFormer(const EulerFormerConfig& config, uint64_t seed = 2024) : config_(config) {
+    config_.validate();
+    declare();
+    params_.allocate();
+    Rng rng(seed);
+    initialize(rng);
+    build_tables();
+  }
+
+  const EulerFormerConfig& config() const { return config_; }
+  Parameters<T>& parameters() { return params_; }
+  const Parameters<T>& parameters() const { return params_; }
+  const std::vector<Layer>& layers() const { return layers_; }
+
+  // ---- forward ----------------------------------------------------------------------------------
+
+  // The transformer: ids [B, N] -> hidden states [B, N, D]. Adds the layers' contrastive terms to
+  // *contrastive when asked (EulerFormer with lamb > 0 only).
+  Var<T> encode(const Context<T>& ctx, TensorView<const int32_t> ids, Var<T>* contrastive = nullptr,
+                Trace<T>* trace = nullptr) const {
+    const EulerFormerConfig& c = config_;
+    require(ids.rank() == 2, "EulerFormer::encode", "ids must be [B, N], got " + ids.shape.str());
+    int64_t B = ids.shape[0], N = ids.shape[1];
+    require(N >= 1 && N <= c.max_len, "EulerFormer::encode",
+            "list length " + std::to_string(N) + " is outside 1.." + std::to_string(c.max_len) + " (MAX_ITEM_LIST_LENGTH)");
+    Tape<T>& tape = ctx.tape;
+    TensorView<const int32_t> kept_ids = tape.keep(ids);
+
+    // Input: item embedding (+ positions), the input rotary table, LayerNorm, dropout.
+    Var<T> x = embedding(ctx.param(item_embedding_), kept_ids);  // [B, N, D]
+    if (position_embedding_ >= 0) x = x + first_rows(ctx.param(position_embedding_), N);
+    if (c.pos == PosScheme::sinusoidal) x = x + tape.constant(rows_of(sinusoid_, N), "sinusoid");
+    if (rotary_embedding_ >= 0) x = rotate_by_phase(x, first_rows(ctx.param(rotary_embedding_), N));
+    x = ctx.dropout(input_norm_.forward(ctx, x), c.hidden_dropout_prob);
+
+    TensorView<const T> mask = attention_mask(tape, kept_ids);  // [B, 1, N, N]
+    for (const Layer& layer : layers_) {
+      x = attend(ctx, layer.attention, x, kept_ids, mask, contrastive, trace);
+      x = layer.feed_forward.forward(ctx, x);
+    }
+    (void)B;
+    return x;
+  }
+
+  // Training losses for a batch (dropout as ctx says). See Batch for the target layout.
+  Losses<T> loss(const Context<T>& ctx, const Batch& batch, Trace<T>* trace = nullptr) const {
+    const EulerFormerConfig& c = config_;
+    Tape<T>& tape = ctx.tape;
+    int64_t B = batch.ids.shape[0], N = batch.ids.shape[1];
+    Var<T> contrastive = tape.scalar(T(0), "zero");
+    bool want_contrastive = c.uses_euler() && c.differential_rotation && c.lamb > 0;
+    Var<T> hidden = encode(ctx, batch.ids, want_contrastive ? &contrastive : nullptr, trace);
+    Var<T> ce;
+    if (c.backbone == Backbone::sasrec && c.objective == Objective::last) {
+      require(batch.targets.shape == Shape{B}, "EulerFormer::loss",
+              "objective 'last' needs targets [B] = [" + std::to_string(B) + "], got " + batch.targets.shape.str());
+      Var<T> user = gather_rows(hidden, last_positions(tape, batch.ids));  // [B, D]
+      ce = cross_entropy(item_logits(ctx, user), batch.targets, 0);     // [B, K]
+    } else {
+      require(batch.targets.shape == (Shape{B, N}), "EulerFormer::loss",
+              "this objective needs targets [B, N] = [" + std::to_string(B) + ", " + std::to_string(N) + "], got " +
+                  batch.targets.shape.str());
+      Var<T> logits = item_logits(ctx, reshape(hidden, Shape{B * N, c.hidden_size}));  // [B N, K]
+      ce = cross_entropy(logits, TensorView<const int32_t>{Shape{B * N}, batch.targets.data}, 0);
+    }
+    return {want_contrastive ? ce + contrastive : ce, ce, contrastive};
+  }
+
+  // Scores of every item as the next one, [B, K] (row 0, padding, included as in the authors' code).
+  // SASRec reads the output at the last valid position; BERT4Rec appends the mask token and reads it
+  // there (dropping the oldest item when the list is full).
+  Var<T> score(const Context<T>& ctx, TensorView<const int32_t> ids /*[B, N]*/) const {
+    Tape<T>& tape = ctx.tape;
+    int64_t B = ids.shape[0], N = ids.shape[1];
+    if (config_.backbone == Backbone::sasrec) {
+      Var<T> hidden = encode(ctx, ids);
+      return item_logits(ctx, gather_rows(hidden, last_positions(tape, ids)));
+    }
+    TensorView<int32_t> with_mask = tape.template alloc_as<int32_t>(Shape{B, N});
+    TensorView<int32_t> where = tape.template alloc_as<int32_t>(Shape{B});
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t* row = ids.data + b * N;
+      int64_t length = valid_length(row, N);
+      int64_t drop = length == N ? 1 : 0;  // full: shift left by one to make room
+      for (int64_t j = 0; j < N; ++j) with_mask[b * N + j] = j + drop < length ? row[j + drop] : 0;
+      with_mask[b * N + (length - drop)] = config_.mask_token();
+      where[b] = int32_t(length - drop);
+    }
+    Var<T> hidden = encode(ctx, TensorView<const int32_t>{with_mask.shape, with_mask.data});
+    return item_logits(ctx, gather_rows(hidden, TensorView<const int32_t>{where.shape, where.data}));
+  }
+
+  // Number of leading non-padding entries of a right-padded list.
+  static int64_t valid_length(const int32_t* row, int64_t N) {
+    int64_t length = 0;
+    while (length < N && row[length] != 0) ++length;
+    return length;
+  }
+
+ private:
+  // ---- parameters (names and shapes of the authors' PyTorch modules) ------------------------------
+  void declare() {
+    const EulerFormerConfig& c = config_;
+    int D = c.hidden_size;
+    item_embedding_ = params_.declare("item_embedding.weight", {c.item_rows(), D});
+    if (c.pos == PosScheme::learned || c.pos == PosScheme::euler)
+      position_embedding_ = params_.declare("position_embedding.weight", {c.max_len, D});
+    if (c.pos == PosScheme::euler && c.input_rotary)
+      rotary_embedding_ = params_.declare("rotary_embedding.weight", {c.max_len, D / 2});
+    input_norm_.declare(params_, "LayerNorm", D, c.layer_norm_eps);
+    for (int l = 0; l < c.n_layers; ++l) {
+      Layer layer;
+      std::string prefix = "trm_encoder.layer." + std::to_string(l);
+      std::string mha = prefix + ".multi_head_attention";
+      layer.attention.query.declare(params_, mha + ".query", D, D);
+      layer.attention.key.declare(params_, mha + ".key", D, D);
+      layer.attention.value.declare(params_, mha + ".value", D, D);
+      if (c.uses_euler() && c.differential_rotation) {
+        Shape phase_shape = c.delta_shape == DeltaShape::scalar ? Shape{} : Shape{D / 2};
+        if (c.adaptation) {
+          layer.attention.delta = params_.declare(mha + ".euler.delta", phase_shape);
+          if (c.euler_bias) layer.attention.bias = params_.declare(mha + ".euler.b", phase_shape);
+        }
+        if (c.learnable_freq) layer.attention.freq = params_.declare(mha + ".euler.freq", {D / 2});
+        layer.attention.w = params_.declare(mha + ".w", {D / 2});
+      }
+      layer.attention.dense.declare(params_, mha + ".dense", D, D);
+      layer.attention.norm.declare(params_, mha + ".LayerNorm", D, c.layer_norm_eps);
+      layer.feed_forward.declare(params_, prefix + ".feed_forward", D, c.inner_size, c.layer_norm_eps,
+                                 c.hidden_act == Activation::gelu, c.hidden_dropout_prob);
+      layers_.push_back(layer);
+    }
+  }
+
+  // Linear and Embedding weights N(0, initializer_range), biases 0, LayerNorm (1, 0), psi 0,
+  // delta = init_factor, b = 0, w = 1, learnable frequencies start at g_t.
+  void initialize(Rng& rng) {
+    const EulerFormerConfig& c = config_;
+    double std = c.initializer_range;
+    fill_normal(params_.value(item_embedding_), rng, T(0), T(std));
+    if (position_embedding_ >= 0) fill_normal(params_.value(position_embedding_), rng, T(0), T(std));
+    input_norm_.init(params_);
+    for (const Layer& layer : layers_) {
+      const Attention& a = layer.attention;
+      for (const Linear<T>* linear : {&a.query, &a.key, &a.value, &a.dense}) linear->init(params_, rng, std);
+      a.norm.init(params_);
+      layer.feed_forward.init(params_, rng, std);
+      if (a.delta >= 0) fill(a.delta, T(c.init_factor));
+      if (a.bias >= 0) fill(a.bias, T(0));
+      if (a.w >= 0) fill(a.w, T(1));
+      if (a.freq >= 0)
+        for (int t = 0; t < c.hidden_size / 2; ++t) params_.value(a.freq)[t] = T(frequency(t));
+    }
+  }
+  void fill(int index, T value) {
+    TensorView<T> v = params_.value(index);
+    std::fill(v.begin(), v.end(), value);
+  }
+  double frequency(int t) const { return std::pow(10000.0, -2.0 * t / config_.hidden_size); }
+
+  // Fixed tables: alpha[j, t] = j g_t and the sinusoid PE[j, 2t] = sin(j g_t), PE[j, 2t+1] = cos(j g_t).
+  void build_tables() {
+    int N = config_.max_len, half = config_.hidden_size / 2;
+    alpha_ = Tensor<T>({N, half});
+    sinusoid_ = Tensor<T>({N, 2 * half});
+    positions_ = Tensor<T>({N, 1});
+    for (int j = 0; j < N; ++j) {
+      positions_[j] = T(j);
+      for (int t = 0; t < half; ++t) {
+        double angle = j * frequency(t);
+        alpha_.at({j, t}) = T(angle);
+        sinusoid_.at({j, 2 * t}) = T(std::sin(angle));
+        sinusoid_.at({j, 2 * t + 1}) = T(std::cos(angle));
+      }
+    }
+  }
+
+  // ---- pieces of the forward --------------------------------------------------------------------
+
+  // The first n rows of a table, as a view (no copy) or a slice on the tape.
+  static Var<T> first_rows(Var<T> table /*[max_len, C]*/, int64_t n) {
+    return n == table.size(0) ? table : slice(table, 0, 0, n);
+  }
+  static TensorView<T> rows_of(const Tensor<T>& table, int64_t n) {
+    return {table.shape().with(0, n), table.data()};
+  }
+
+  // Additive mask [B, 1, N, N]: key s is visible to query t when ids[s] != 0 and (SASRec) s <= t;
+  // hidden keys get -10000 as in the authors' code.
+  TensorView<const T> attention_mask(Tape<T>& tape, TensorView<const int32_t> ids) const {
+    int64_t B = ids.shape[0], N = ids.shape[1];
+    bool causal = config_.backbone == Backbone::sasrec;
+    TensorView<T> mask = tape.alloc(Shape{B, 1, N, N});
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < N; ++t)
+        for (int64_t s = 0; s < N; ++s)
+          mask[(b * N + t) * N + s] = (ids[b * N + s] != 0 && (!causal || s <= t)) ? T(0) : T(-10000);
+    return {mask.shape, mask.data};
+  }
+
+  // Index of the last valid position of every list, [B] (0 for an all-padding list).
+  static TensorView<const int32_t> last_positions(Tape<T>& tape, TensorView<const int32_t> ids) {
+    int64_t B = ids.shape[0], N = ids.shape[1];
+    TensorView<int32_t> last = tape.template alloc_as<int32_t>(Shape{B});
+    for (int64_t b = 0; b < B; ++b) last[b] = int32_t(std::max<int64_t>(0, valid_length(ids.data + b * N, N) - 1));
+    return {last.shape, last.data};
+  }
+
+  // Scores against the item table: [..., D] -> [..., K] (BERT4Rec leaves out its mask-token row).
+  Var<T> item_logits(const Context<T>& ctx, Var<T> hidden) const {
+    Var<T> table = ctx.param(item_embedding_);
+    if (config_.backbone == Backbone::bert4rec) table = slice(table, 0, 0, config_.n_items);
+    return matmul(hidden, table, false, true);
+  }
+
+  // The positional rotation of q or k [B, N, D] inside attention; records phases for the loss/trace.
+  Var<T> rotate(const Context<T>& ctx, const Attention& a, Var<T> x, bool is_query, int64_t N) const {
+    const EulerFormerConfig& c = config_;
+    Tape<T>& tape = ctx.tape;
+    Var<T> angle;  // the positional angle [N, D/2]
+    if (a.freq >= 0)
+      angle = matmul(tape.constant(rows_of(positions_, N), "positions"),
+                     reshape(ctx.param(a.freq), Shape{1, c.hidden_size / 2}));  // j * g_t, learnable g
+    else
+      angle = tape.constant(rows_of(alpha_, N), "alpha");
+    if (c.pos == PosScheme::rope) return rotate_by_phase(x, angle);
+    // Euler transform: polar form, adapt the semantic phase, add the positional angle, map back.
+    auto [magnitude, phase] = to_polar(x);
+    if (a.delta >= 0) phase = phase * ctx.param(a.delta);
+    if (is_query && a.bias >= 0) phase = phase + ctx.param(a.bias);
+    return from_polar(magnitude, phase + angle);
+  }
+
+  // One post-LN attention block: LN(x + dropout(dense(attention(x)))).
+  Var<T> attend(const Context<T>& ctx, const Attention& a, Var<T> x /*[B, N, D]*/, TensorView<const int32_t> ids,
+                TensorView<const T> mask, Var<T>* contrastive, Trace<T>* trace) const {
+    const EulerFormerConfig& c = config_;
+    int64_t N = x.size(1);
+    Var<T> q = a.query.forward(ctx, x), k = a.key.forward(ctx, x), v = a.value.forward(ctx, x);  // [B, N, D]
+    bool rotates = c.pos == PosScheme::rope || (c.uses_euler() && c.differential_rotation);
+    if (rotates) {
+      q = rotate(ctx, a, q, true, N);
+      k = rotate(ctx, a, k, false, N);
+    }
+    if (c.uses_euler() && c.differential_rotation && (contrastive || trace)) {
+      Var<T> query_phase = complex_arg(q), key_phase = complex_arg(k);  // [B, N, D/2], as atan2 in the authors' code
+      if (trace) {
+        trace->query_phase.push_back(query_phase);
+        trace->key_phase.push_back(key_phase);
+      }
+      if (contrastive && a.w >= 0) {
+        Var<T> w = ctx.param(a.w);
+        *contrastive = *contrastive + phase_contrastive_loss(ctx, query_phase, w, ids, c.tep, c.lamb, c.contrastive_mode) +
+                       phase_contrastive_loss(ctx, key_phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
+      }
+    }
+    Var<T> qh = split_heads(q, c.n_heads), kh = split_heads(k, c.n_heads), vh = split_heads(v, c.n_heads);
+    Var<T> logits = matmul(qh, kh, false, true) * T(1 / std::sqrt(double(c.head_size())));  // [B, H, N, N]
+    Var<T> attention = softmax(logits, mask);
+    if (trace) {
+      trace->attention_logits.push_back(logits);
+      trace->attention.push_back(attention);
+    }
+    attention = ctx.dropout(attention, c.attn_dropout_prob);
+    Var<T> context = merge_heads(matmul(attention, vh));  // [B, N, D]
+    Var<T> out = ctx.dropout(a.dense.forward(ctx, context), c.hidden_dropout_prob);
+    return a.norm.forward(ctx, out + x);
+  }
+
+  EulerFormerConfig config_;
+  Parameters<T> params_;
+  int item_embedding_ = -1, position_embedding_ = -1, rotary_embedding_ = -1;
+  LayerNorm<T> input_norm_;
+  std::vector<Layer> layers_;
+  Tensor<T> alpha_, sinusoid_, positions_;
+};
+
+}  // namespace euler
