@@ -1,0 +1,45 @@
+// euler: the command-line program. `euler <command> [options]`; `euler <command> --help` for each.
+#include <cxxopts.hpp>
+
+#include <iostream>
+#include <string>
+
+#include "grad_command.hpp"
+#include "train_command.hpp"
+
+namespace {
+const char* kUsage =
+    "euler: EulerFormer for sequential recommendation on the CPU\n"
+    "\n"
+    "usage: euler <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train      train EulerFormer (or a baseline) on an interaction file; prints test metrics\n"
+    "  eval       evaluate a checkpoint by full ranking on a data file\n"
+    "  recommend  top-K next items for a user or a given history\n"
+    "  grad       one forward and backward of a checkpoint on a batch file; writes every gradient\n"
+    "\n"
+    "Run 'euler <command> --help' for the options of a command.\n";
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  try {
+    if (command == "train") return euler::cli::train_command(argc - 1, argv + 1);
+    if (command == "eval") return euler::cli::eval_command(argc - 1, argv + 1);
+    if (command == "recommend") return euler::cli::recommend_command(argc - 1, argv + 1);
+    if (command == "grad") return euler::cli::grad_command(argc - 1, argv + 1);
+    std::cerr << "euler: unknown command '" << command << "'\n\n" << kUsage;
+    return 2;
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "euler " << command << ": " << e.what() << " (see 'euler " << command << " --help')\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "euler " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,257 @@
+// `euler train`, `euler eval` and `euler recommend`: the main job and its two companions.
+#pragma once
+
+#include <cxxopts.hpp>
+
+#include <iostream>
+#include <sstream>
+
+#include <euler/train/trainer.hpp>
+
+#include "common_options.hpp"
+
+namespace euler::cli {
+
+inline int train_command(int argc, char** argv) {
+  cxxopts::Options options("euler train",
+                           "Train EulerFormer (or a baseline) on an interaction file, evaluate by full ranking, "
+                           "print the final metrics as one JSON line. Defaults are the paper's settings.");
+  add_data_options(options);
+  options.add_options("model")
+      ("backbone", "sasrec|bert4rec", cxxopts::value<std::string>()->default_value("sasrec"))
+      ("pos", "positional scheme: none|learned|sinusoidal|rope|euler", cxxopts::value<std::string>()->default_value("euler"))
+      ("objective", "last (a loss per prefix, the authors') | all (every position of one window per user)",
+       cxxopts::value<std::string>()->default_value("last"))
+      ("max-len", "N, the list length (MAX_ITEM_LIST_LENGTH)", cxxopts::value<int>()->default_value("50"))
+      ("hidden", "hidden size d (even)", cxxopts::value<int>()->default_value("64"))
+      ("layers", "transformer layers", cxxopts::value<int>()->default_value("2"))
+      ("heads", "attention heads", cxxopts::value<int>()->default_value("2"))
+      ("inner", "feed-forward width", cxxopts::value<int>()->default_value("256"))
+      ("dropout", "hidden dropout", cxxopts::value<double>()->default_value("0.5"))
+      ("attn-dropout", "attention dropout", cxxopts::value<double>()->default_value("0.5"))
+      ("lamb", "weight of the phase contrastive loss (0: off)", cxxopts::value<double>()->default_value("1e-5"))
+      ("tep", "temperature of the phase contrastive loss", cxxopts::value<double>()->default_value("1"))
+      ("init-factor", "initial delta", cxxopts::value<double>()->default_value("1"))
+      ("delta-shape", "scalar|vector", cxxopts::value<std::string>()->default_value("scalar"))
+      ("no-euler-bias", "no phase bias b")
+      ("contrastive-mode", "authors|masked", cxxopts::value<std::string>()->default_value("authors"))
+      ("mask-ratio", "BERT4Rec mask ratio", cxxopts::value<double>()->default_value("0.2"))
+      ("config", "JSON file of model settings (RecBole keys); flags given explicitly override it",
+       cxxopts::value<std::string>());
+  options.add_options("training")
+      ("epochs", "maximum epochs", cxxopts::value<int>()->default_value("500"))
+      ("batch-size", "training batch", cxxopts::value<int>()->default_value("4096"))
+      ("lr", "learning rate", cxxopts::value<double>()->default_value("0.001"))
+      ("weight-decay", "L2 (Adam) or decoupled (with --adamw) weight decay", cxxopts::value<double>()->default_value("0"))
+      ("adamw", "AdamW instead of Adam")
+      ("clip", "clip the global gradient norm to this (0: off)", cxxopts::value<double>()->default_value("0"))
+      ("patience", "stop after this many epochs without a better valid NDCG@10", cxxopts::value<int>()->default_value("15"))
+      ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("2024"))
+      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
+      ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
+      ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl", cxxopts::value<std::string>())
+      ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
+      ("quiet", "no per-epoch lines or progress bar")
+      ("h,help", "show this help");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  std::string data_path = required(args, "data");
+
+  EulerFormerConfig c;
+  if (args.count("config")) c = EulerFormerConfig::from_json(nlohmann::json::parse(read_file(args["config"].as<std::string>())));
+  auto set = [&](const char* flag, auto& field) {
+    using F = std::remove_reference_t<decltype(field)>;
+    if (args.count(flag) || !args.count("config")) field = args[flag].as<F>();
+  };
+  auto set_enum = [&](const char* flag, auto& field) {
+    using E = std::remove_reference_t<decltype(field)>;
+    if (args.count(flag) || !args.count("config")) field = parse_enum<E>(std::string("--") + flag, args[flag].as<std::string>());
+  };
+  set_enum("backbone", c.backbone);
+  set_enum("pos", c.pos);
+  set_enum("objective", c.objective);
+  set("max-len", c.max_len);
+  set("hidden", c.hidden_size);
+  set("layers", c.n_layers);
+  set("heads", c.n_heads);
+  set("inner", c.inner_size);
+  set("dropout", c.hidden_dropout_prob);
+  set("attn-dropout", c.attn_dropout_prob);
+  set("lamb", c.lamb);
+  set("tep", c.tep);
+  set("init-factor", c.init_factor);
+  set_enum("delta-shape", c.delta_shape);
+  set_enum("contrastive-mode", c.contrastive_mode);
+  set("mask-ratio", c.mask_ratio);
+  if (args.count("no-euler-bias")) c.euler_bias = false;
+
+  TrainOptions t;
+  t.epochs = args["epochs"].as<int>();
+  t.batch_size = args["batch-size"].as<int>();
+  t.lr = args["lr"].as<double>();
+  t.weight_decay = args["weight-decay"].as<double>();
+  t.adamw = args.count("adamw") > 0;
+  t.clip_norm = args["clip"].as<double>();
+  t.patience = args["patience"].as<int>();
+  t.seed = args["seed"].as<uint64_t>();
+  t.threads = args["threads"].as<int>();
+  t.eval_batch = args["eval-batch"].as<int>();
+  t.exclude_history = args.count("exclude-history") > 0;
+  t.verbose = t.progress = args.count("quiet") == 0;
+  if (args.count("out")) t.out_dir = args["out"].as<std::string>();
+  if (t.epochs < 1) throw cxxopts::exceptions::exception("--epochs must be >= 1");
+  if (t.batch_size < 1) throw cxxopts::exceptions::exception("--batch-size must be >= 1");
+  if (t.threads < 1) throw cxxopts::exceptions::exception("--threads must be >= 1");
+  if (!(t.lr > 0)) throw cxxopts::exceptions::exception("--lr must be > 0");
+  if (t.patience < 1) throw cxxopts::exceptions::exception("--patience must be >= 1");
+  c.n_items = 2;  // placeholder until the data is read; validate the rest before reading anything
+  c.validate();
+
+  set_num_threads(t.threads);
+  Dataset data = load_dataset(data_path, data_options(args));
+  if (t.verbose) std::cerr << data.summary() << "\n";
+  Trainer<float> trainer(c, t, data);
+  if (args.count("resume")) trainer.resume(args["resume"].as<std::string>());
+  nlohmann::json result = trainer.run();
+  std::cout << result.dump() << std::endl;
+  return 0;
+}
+
+// The model and item ids stored in a checkpoint (best.safetensors or checkpoint.safetensors).
+struct LoadedModel {
+  EulerFormer<float> model;
+  std::vector<std::string> item_tokens;  // [K], [0] = "" (padding)
+};
+inline LoadedModel load_checkpoint(const std::string& path) {
+  safetensors::File file = safetensors::File::read(path);
+  EulerFormer<float> model(read_config(file));
+  Parameters<float>& p = model.parameters();
+  for (int i = 0; i < p.count(); ++i) file.copy_to(p.entry(i).name, p.value(i));  // extra tensors (optimizer) ignored
+  std::vector<std::string> tokens;
+  auto it = file.metadata().find("item_tokens");
+  if (it != file.metadata().end()) tokens = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  return {std::move(model), std::move(tokens)};
+}
+
+inline int eval_command(int argc, char** argv) {
+  cxxopts::Options options("euler eval", "Evaluate a checkpoint by full ranking on the validation and test targets of a data file "
+                                         "(leave-one-out, read with the same filters as training). Prints one JSON line.");
+  add_data_options(options);
+  options.add_options()
+      ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
+      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
+      ("exclude-history", "drop history items from the ranking")
+      ("h,help", "show this help");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  std::string checkpoint = required(args, "checkpoint"), data_path = required(args, "data");
+  set_num_threads(args["threads"].as<int>());
+  LoadedModel loaded = load_checkpoint(checkpoint);
+  Dataset data = load_dataset(data_path, data_options(args));
+  if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
+    throw DataError(data_path + ": its items (after filtering) differ from those " + checkpoint +
+                    " was trained on; use the same data and filter flags");
+  if (data.table_rows() != loaded.model.config().n_items)
+    throw DataError(data_path + ": " + std::to_string(data.n_items) + " items, but " + checkpoint + " was trained on " +
+                    std::to_string(loaded.model.config().n_items - 1));
+  Split split = leave_one_out(data);
+  std::vector<std::span<const int32_t>> valid_h, test_h;
+  std::vector<int32_t> valid_t, test_t;
+  for (int32_t u : split.evaluated_users) {
+    valid_h.push_back(split.validation_history(u));
+    valid_t.push_back(split.validation_target(u));
+    test_h.push_back(split.test_history(u));
+    test_t.push_back(split.test_target(u));
+  }
+  RankingOptions r;
+  r.exclude_history = args.count("exclude-history") > 0;
+  int batch = args["eval-batch"].as<int>();
+  nlohmann::json out = evaluate(loaded.model, valid_h, valid_t, r, batch).to_json("valid");
+  out.update(evaluate(loaded.model, test_h, test_t, r, batch).to_json("test"));
+  out["users"] = int64_t(split.evaluated_users.size());
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+inline int recommend_command(int argc, char** argv) {
+  cxxopts::Options options("euler recommend",
+                           "Top-K next items from a checkpoint, for a user of a data file (--user, with --data) or for a "
+                           "given history (--history, ids as in the data file, oldest first). Prints one JSON line.");
+  add_data_options(options);
+  options.add_options()
+      ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
+      ("user", "a user id of the data file (its whole history is used)", cxxopts::value<std::string>())
+      ("history", "item ids, oldest first, e.g. \"12 7 33\"", cxxopts::value<std::string>())
+      ("k", "how many items", cxxopts::value<int>()->default_value("10"))
+      ("exclude-history", "never recommend an item already in the history")
+      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("h,help", "show this help");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  std::string checkpoint = required(args, "checkpoint");
+  if (args.count("user") == args.count("history"))
+    throw cxxopts::exceptions::exception("give exactly one of --user (with --data) and --history");
+  int k = args["k"].as<int>();
+  if (k < 1) throw cxxopts::exceptions::exception("--k must be >= 1");
+  set_num_threads(args["threads"].as<int>());
+  LoadedModel loaded = load_checkpoint(checkpoint);
+  const EulerFormerConfig& c = loaded.model.config();
+  auto token_of = [&](int32_t id) { return id < int32_t(loaded.item_tokens.size()) ? loaded.item_tokens[size_t(id)] : std::to_string(id); };
+  std::vector<int32_t> history;
+  if (args.count("user")) {
+    Dataset data = load_dataset(required(args, "data"), data_options(args));
+    if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
+      throw DataError(data.source + ": its items differ from those " + checkpoint + " was trained on");
+    history = data.sequences[size_t(data.user_id(args["user"].as<std::string>()))];
+  } else {
+    std::istringstream in(args["history"].as<std::string>());
+    std::string token;
+    while (in >> token) {
+      int32_t id = -1;
+      for (size_t i = 1; i < loaded.item_tokens.size(); ++i)
+        if (loaded.item_tokens[i] == token) id = int32_t(i);
+      if (loaded.item_tokens.empty()) id = int32_t(parse_id(token, 1, c.n_items - 1, "--history"));
+      if (id < 1) throw DataError("--history: item '" + token + "' is not one of the items " + checkpoint + " knows");
+      history.push_back(id);
+    }
+    if (history.empty()) throw DataError("--history: no item ids given");
+  }
+  int64_t N = c.max_len;
+  Tensor<int32_t> ids = Tensor<int32_t>::zeros({1, N});
+  std::span<const int32_t> h(history);
+  fill_histories(std::span<const std::span<const int32_t>>(&h, 1), N, ids.data());
+  Tape<float> tape;
+  NoGrad<float> no_grad(tape);
+  Rng unused(0);
+  Context<float> ctx{tape, loaded.model.parameters(), false, unused};
+  TensorView<float> scores = loaded.model.score(ctx, ids.view()).value();  // [1, K]
+  std::vector<int32_t> candidates;
+  std::vector<bool> seen(size_t(c.n_items), false);
+  if (args.count("exclude-history"))
+    for (int32_t i : history) seen[size_t(i)] = true;
+  for (int32_t i = 1; i < c.n_items; ++i)
+    if (!seen[size_t(i)]) candidates.push_back(i);
+  size_t top = std::min<size_t>(size_t(k), candidates.size());
+  std::partial_sort(candidates.begin(), candidates.begin() + std::ptrdiff_t(top), candidates.end(),
+                    [&](int32_t a, int32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
+  nlohmann::json items = nlohmann::json::array(), score_list = nlohmann::json::array();
+  for (size_t i = 0; i < top; ++i) {
+    items.push_back(token_of(candidates[i]));
+    score_list.push_back(scores[candidates[i]]);
+  }
+  std::cout << nlohmann::json{{"items", items}, {"scores", score_list}, {"history_length", history.size()}}.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace euler::cli

@@ -1,0 +1,97 @@
+// `euler grad` end to end: a checkpoint and a batch file in, every parameter's gradient out, equal to
+// the gradients computed in process; and clear errors for bad invocations.
+#include <doctest/doctest.h>
+
+#include <euler/data/batch_file.hpp>
+#include <euler/eulerformer.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace euler;
+namespace fs = std::filesystem;
+
+#ifndef EULER_CLI_PATH
+#error "EULER_CLI_PATH must name the euler program (set by tests/CMakeLists.txt)"
+#endif
+
+namespace {
+std::string temp_path(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("euler_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return (dir / name).string();
+}
+int run(const std::string& args, const std::string& log) {
+  int status = std::system((std::string(EULER_CLI_PATH) + " " + args + " > " + log + " 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+}  // namespace
+
+TEST_CASE("euler grad writes every parameter's gradient, equal to the in-process gradients") {
+  for (Backbone backbone : {Backbone::sasrec, Backbone::bert4rec}) {
+    CAPTURE(to_string(backbone));
+    EulerFormerConfig c;
+    c.n_items = 12;
+    c.hidden_size = 8;
+    c.inner_size = 16;
+    c.max_len = 5;
+    c.lamb = 0.1;
+    c.backbone = backbone;
+    EulerFormer<double> model(c, 17);
+    std::string weights = temp_path("model.safetensors"), batch = temp_path("batch.txt"), out = temp_path("grads.safetensors");
+    save_weights(weights, model);
+    std::ofstream(batch) << "1 2 3 4\n# a comment\n\n5 6 7 8 9 10 11 3\n2 9\n";
+    REQUIRE(run("grad --weights " + weights + " --batch " + batch + " --out " + out + " --dtype double", temp_path("log")) == 0);
+
+    // The same in process.
+    auto lists = read_id_lists(batch, c.n_items - 1);
+    REQUIRE(lists.size() == 3);
+    GradBatch g = make_grad_batch(lists, c, batch);
+    Tape<double> tape;
+    Rng rng(0);
+    Context<double> ctx{tape, model.parameters(), false, rng};
+    Losses<double> losses = model.loss(ctx, {g.ids.view(), g.targets.view()});
+    tape.backward(losses.total);
+
+    auto file = safetensors::File::read(out);
+    CHECK(file.tensor<double>("loss")[0] == doctest::Approx(losses.total.value()[0]).epsilon(1e-12));
+    CHECK(file.tensor<double>("loss_ce")[0] == doctest::Approx(losses.ce.value()[0]).epsilon(1e-12));
+    CHECK(file.tensor<double>("loss_con")[0] == doctest::Approx(losses.contrastive.value()[0]).epsilon(1e-12));
+    CHECK(losses.contrastive.value()[0] > 0);
+    const auto& p = model.parameters();
+    for (int i = 0; i < p.count(); ++i) {
+      CAPTURE(p.entry(i).name);
+      auto written = file.tensor<double>(p.entry(i).name);
+      REQUIRE(written.shape() == p.grad(i).shape);
+      for (int64_t k = 0; k < written.numel(); ++k) REQUIRE(written[k] == doctest::Approx(p.grad(i)[k]).epsilon(1e-12));
+    }
+    CHECK(int(file.tensors().size()) == p.count() + 3);
+  }
+}
+
+TEST_CASE("euler grad: bad invocations give a clear message and a non-zero exit") {
+  EulerFormerConfig c;
+  c.n_items = 6;
+  c.hidden_size = 4;
+  c.inner_size = 8;
+  c.max_len = 4;
+  EulerFormer<float> model(c, 1);
+  std::string weights = temp_path("m.safetensors"), log = temp_path("err.log");
+  save_weights(weights, model);
+  std::string good = temp_path("good.txt"), bad_id = temp_path("bad_id.txt"), word = temp_path("word.txt");
+  std::ofstream(good) << "1 2 3\n";
+  std::ofstream(bad_id) << "1 2\n3 9\n";
+  std::ofstream(word) << "1 two 3\n";
+  CHECK(run("grad --weights " + weights + " --batch " + good, log) == 2);
+  CHECK(read_file(log).find("missing --out") != std::string::npos);
+  CHECK(run("grad --weights " + weights + " --batch " + good + " --out x --frobnicate", log) == 2);
+  CHECK(read_file(log).find("frobnicate") != std::string::npos);
+  CHECK(run("grad --weights /no/such/file --batch " + good + " --out " + temp_path("o"), log) == 1);
+  CHECK(read_file(log).find("/no/such/file") != std::string::npos);
+  CHECK(run("grad --weights " + weights + " --batch " + bad_id + " --out " + temp_path("o"), log) == 1);
+  CHECK(read_file(log).find(bad_id + ":2: id 9 is outside 1..5") != std::string::npos);
+  CHECK(run("grad --weights " + weights + " --batch " + word + " --out " + temp_path("o"), log) == 1);
+  CHECK(read_file(log).find(word + ":1: 'two' is not an integer id") != std::string::npos);
+  CHECK(run("frobnicate", log) == 2);
+  CHECK(read_file(log).find("unknown command 'frobnicate'") != std::string::npos);
+}
