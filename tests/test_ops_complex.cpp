@@ -242,7 +242,7 @@ TEST_CASE("complex: complex_mul and conj against std::complex") {
     CHECK(std::abs(number(product.value(), c) - number(A, c) * number(B, c)) <= 1e-15);
     CHECK(number(conjugate.value(), c) == std::conj(number(A, c)));
     CHECK(number(norm.value(), c).real() == doctest::Approx(std::norm(number(A, c))).epsilon(1e-14));
-    CHECK(number(norm.value(), c).imag() == 0);
+    CHECK(std::abs(number(norm.value(), c).imag()) <= 1e-15);  // 0 up to rounding (FMA may fuse one product)
   }
 }
 

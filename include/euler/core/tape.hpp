@@ -136,7 +136,7 @@ class Tape {
   TensorView<T> alloc(const Shape& shape) { return {shape, pool_.acquire<T>(shape.numel())}; }
   TensorView<T> zeros(const Shape& shape) {
     TensorView<T> v = alloc(shape);
-    std::memset(v.data, 0, sizeof(T) * size_t(shape.numel()));
+    zero_fill(v.data, shape.numel());
     return v;
   }
   // Scratch of another element type (masks, indices), valid until reset.
@@ -206,10 +206,12 @@ class Tape {
     // Intermediate gradients belong to one backward pass; only leaves accumulate across passes.
     for (int32_t i = 0; i <= output.id; ++i) {
       Node<T>& n = nodes_[size_t(i)];
-      if (n.backward && n.grad) std::memset(n.grad, 0, sizeof(T) * size_t(n.value.numel()));
+      if (n.backward && n.grad) zero_fill(n.grad, n.value.numel());
     }
     T* g = grad_accumulator(output).data;
-    for (int64_t i = 0; i < seed.numel(); ++i) g[i] += seed.data[i];
+    parallel_for(seed.numel(), kFillGrain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) g[i] += seed.data[i];
+    });
     for (int32_t i = output.id; i >= 0; --i) {
       Node<T>& n = nodes_[size_t(i)];
       if (!n.backward || n.grad == nullptr) continue;
@@ -234,7 +236,7 @@ class Tape {
     Node<T>& n = nodes_[size_t(v.id)];
     if (n.grad == nullptr) {
       n.grad = pool_.acquire<T>(n.value.numel());
-      std::memset(n.grad, 0, sizeof(T) * size_t(n.value.numel()));
+      zero_fill(n.grad, n.value.numel());
     }
     return {n.value.shape, n.grad};
   }
@@ -251,6 +253,11 @@ class Tape {
   void set_grad_enabled(bool on) { grad_enabled_ = on; }
 
  private:
+  static constexpr int64_t kFillGrain = int64_t(1) << 16;  // elements per thread worth splitting
+  static void zero_fill(T* data, int64_t n) {
+    parallel_for(n, kFillGrain, [&](int64_t i0, int64_t i1) { std::memset(data + i0, 0, sizeof(T) * size_t(i1 - i0)); });
+  }
+
   Var<T> push_leaf(const char* name, TensorView<T> value, bool requires_grad, T* external) {
     Node<T>& n = nodes_.emplace_back();
     n.op = name;
