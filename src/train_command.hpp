@@ -190,11 +190,19 @@ inline int recommend_command(int argc, char** argv) {
       ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
       ("user", "a user id of the data file (its whole history is used)", cxxopts::value<std::string>())
       ("history", "item ids, oldest first, e.g. \"12 7 33\"", cxxopts::value<std::string>())
-      ("k", "how many items", cxxopts::value<int>()->default_value("10"))
+      ("k", "how many items (-k N or --k N)", cxxopts::value<int>()->default_value("10"))
       ("exclude-history", "never recommend an item already in the history")
       ("threads", "threads", cxxopts::value<int>()->default_value("2"))
       ("h,help", "show this help");
-  auto args = options.parse(argc, argv);
+  // cxxopts takes one-letter options as short ones (-k); accept --k and --k=N as well.
+  std::vector<std::string> spelled(argv, argv + argc);
+  for (std::string& a : spelled) {
+    if (a == "--k") a = "-k";
+    else if (a.rfind("--k=", 0) == 0) a = "-k" + a.substr(4);
+  }
+  std::vector<char*> normalized;
+  for (std::string& a : spelled) normalized.push_back(a.data());
+  auto args = options.parse(int(normalized.size()), normalized.data());
   if (args.count("help")) {
     std::cout << options.help() << "\n";
     return 0;

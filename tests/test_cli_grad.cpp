@@ -2,6 +2,8 @@
 // the gradients computed in process; and clear errors for bad invocations.
 #include <doctest/doctest.h>
 
+#include "cli_helpers.hpp"
+
 #include <euler/data/batch_file.hpp>
 #include <euler/eulerformer.hpp>
 
@@ -11,20 +13,9 @@
 using namespace euler;
 namespace fs = std::filesystem;
 
-#ifndef EULER_CLI_PATH
-#error "EULER_CLI_PATH must name the euler program (set by tests/CMakeLists.txt)"
-#endif
-
 namespace {
-std::string temp_path(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("euler_cli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
-int run(const std::string& args, const std::string& log) {
-  int status = std::system((std::string(EULER_CLI_PATH) + " " + args + " > " + log + " 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+std::string temp_path(const std::string& name) { return euler_test::temp_path("cli_grad", name); }
+int run(const std::string& args, const std::string& log) { return euler_test::run_cli(args, log); }
 }  // namespace
 
 TEST_CASE("euler grad writes every parameter's gradient, equal to the in-process gradients") {

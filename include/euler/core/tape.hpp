@@ -158,18 +158,7 @@ class Tape {
   // only then is the backward closure kept.
   template <class F>
   Var<T> record(const char* op, TensorView<T> value, std::initializer_list<Var<T>> inputs, const F& backward) {
-    bool needs = false;
-    for (const Var<T>& in : inputs) {
-      if (in.tape != this) throw TapeError(std::string(op) + ": input from another tape (or an empty Var)");
-      needs = needs || nodes_[size_t(in.id)].requires_grad;
-    }
-    needs = needs && grad_enabled_;
-    Node<T>& n = nodes_.emplace_back();
-    n.op = op;
-    n.value = value;
-    n.requires_grad = needs;
-    if (needs) n.backward = BackwardFn<T>(backward);
-    return {this, int32_t(nodes_.size() - 1)};
+    return record_n(op, value, inputs.begin(), inputs.size(), backward);
   }
   // The same for ops with a variable number of inputs (concat).
   template <class F>

@@ -1,0 +1,77 @@
+// `euler train`, `euler eval` and `euler recommend` end to end on a small file, and their errors.
+#include <doctest/doctest.h>
+
+#include "cli_helpers.hpp"
+
+#include <euler/data/synthetic.hpp>
+#include <euler/eulerformer.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace euler;
+namespace fs = std::filesystem;
+
+namespace {
+std::string temp_path(const std::string& name) { return euler_test::temp_path("cli_train", name); }
+int run(const std::string& args, const std::string& log) { return euler_test::run_cli(args, log); }
+std::string last_line(const std::string& text) {
+  std::string t = text;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+}  // namespace
+
+TEST_CASE("euler train, eval and recommend on a small file") {
+  SyntheticConfig s;
+  s.users = 120;
+  std::string data = temp_path("small.txt"), out = temp_path("run"), log = temp_path("log");
+  std::ofstream(data) << to_s3rec_text(generate_synthetic(s));
+  std::string common = " --data " + data + " --max-len 10 --hidden 8 --inner 16 --layers 1 --min-user 0 --min-item 0";
+  REQUIRE(run("train" + common + " --objective all --epochs 2 --batch-size 32 --quiet --out " + out, log) == 0);
+  auto result = nlohmann::json::parse(last_line(read_file(log)));
+  for (const char* key : {"test_ndcg@10", "test_hr@10", "test_mrr@10", "valid_ndcg@10", "pop_test_ndcg@10"})
+    CHECK_MESSAGE(result.contains(key), key);
+  CHECK(result["test_count"].get<int>() == 120);
+  for (const char* file : {"best.safetensors", "checkpoint.safetensors", "log.jsonl"}) CHECK(fs::exists(fs::path(out) / file));
+
+  // eval on the same data reproduces the trainer's test metrics of the best weights
+  REQUIRE(run("eval --checkpoint " + out + "/best.safetensors" + " --data " + data + " --min-user 0 --min-item 0", log) == 0);
+  auto evaluated = nlohmann::json::parse(last_line(read_file(log)));
+  CHECK(evaluated["test_ndcg@10"].get<double>() == doctest::Approx(result["test_ndcg@10"].get<double>()).epsilon(1e-12));
+
+  // recommend for a user and for a given history
+  REQUIRE(run("recommend --checkpoint " + out + "/best.safetensors --history \"3 17 42\" --k 5", log) == 0);
+  auto recs = nlohmann::json::parse(last_line(read_file(log)));
+  CHECK(recs["items"].size() == 5);
+  REQUIRE(run("recommend --checkpoint " + out + "/best.safetensors --user 7 --k 3 --exclude-history --data " + data +
+                  " --min-user 0 --min-item 0",
+              log) == 0);
+  CHECK(nlohmann::json::parse(last_line(read_file(log)))["items"].size() == 3);
+
+  // resume continues from the checkpoint
+  REQUIRE(run("train" + common + " --objective all --epochs 3 --batch-size 32 --quiet --out " + out + " --resume " + out +
+                  "/checkpoint.safetensors",
+              log) == 0);
+  CHECK(nlohmann::json::parse(last_line(read_file(log)))["epochs"].get<int>() == 3);
+}
+
+TEST_CASE("euler train and friends: bad invocations give a clear message and a non-zero exit") {
+  std::string log = temp_path("err"), data = temp_path("tiny.txt");
+  std::ofstream(data) << "1 1 2 3 4\n2 2 3 4 5\n";
+  auto fails_with = [&](const std::string& args, int code, const std::string& message) {
+    CAPTURE(args);
+    CHECK(run(args, log) == code);
+    CHECK_MESSAGE(read_file(log).find(message) != std::string::npos, read_file(log));
+  };
+  fails_with("train", 2, "missing --data");
+  fails_with("train --data " + data + " --frobnicate", 2, "frobnicate");
+  fails_with("train --data /no/such/file.txt", 1, "/no/such/file.txt");
+  fails_with("train --data " + data + " --batch-size -3", 2, "--batch-size must be >= 1");
+  fails_with("train --data " + data + " --max-len 0", 1, "MAX_ITEM_LIST_LENGTH must be >= 1");
+  fails_with("train --data " + data + " --heads 3 --hidden 8", 1, "not divisible by n_heads");
+  fails_with("train --data " + data + " --pos rotary", 1, "'rotary' is not one of none|learned|sinusoidal|rope|euler");
+  fails_with("eval --data " + data, 2, "missing --checkpoint");
+  fails_with("recommend --checkpoint /no/such.safetensors --history \"1 2\"", 1, "/no/such.safetensors");
+  fails_with("recommend --checkpoint x.safetensors", 2, "exactly one of --user");
+}
