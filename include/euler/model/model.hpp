@@ -59,13 +59,15 @@ struct Losses {
 template <class T = float>
 class EulerFormer {
  public:
-  struct Attention {
+  // Multi-head attention with the configured positional scheme (see attend() and rotate() below):
+  // LN(x + dropout(dense(softmax(rot(q) rot(k)^T / sqrt(d_h) + mask) v))).
+  struct MultiHeadAttention {
     Linear<T> query, key, value, dense;
     LayerNorm<T> norm;
     int delta = -1, bias = -1, freq = -1, w = -1;  // EulerFormer parameters (-1: absent)
   };
   struct Layer {
-    Attention attention;
+    MultiHeadAttention attention;
     FeedForward<T> feed_forward;
   };
 
@@ -98,7 +100,7 @@ class EulerFormer {
     TensorView<const int32_t> kept_ids = tape.keep(ids);
 
     // Input: item embedding (+ positions), the input rotary table, LayerNorm, dropout.
-    Var<T> x = embedding(ctx.param(item_embedding_), kept_ids);  // [B, N, D]
+    Var<T> x = item_embedding_.forward(ctx, kept_ids);  // [B, N, D]
     if (position_embedding_ >= 0) x = x + first_rows(ctx.param(position_embedding_), N);
     if (c.pos == PosScheme::sinusoidal) x = x + tape.constant(rows_of(sinusoid_, N), "sinusoid");
     if (rotary_embedding_ >= 0) x = rotate_by_phase(x, first_rows(ctx.param(rotary_embedding_), N));
@@ -173,7 +175,7 @@ class EulerFormer {
   void declare() {
     const EulerFormerConfig& c = config_;
     int D = c.hidden_size;
-    item_embedding_ = params_.declare("item_embedding.weight", {c.item_rows(), D});
+    item_embedding_.declare(params_, "item_embedding", c.item_rows(), D);
     if (c.pos == PosScheme::learned || c.pos == PosScheme::euler)
       position_embedding_ = params_.declare("position_embedding.weight", {c.max_len, D});
     if (c.pos == PosScheme::euler && c.input_rotary)
@@ -208,11 +210,11 @@ class EulerFormer {
   void initialize(Rng& rng) {
     const EulerFormerConfig& c = config_;
     double std = c.initializer_range;
-    fill_normal(params_.value(item_embedding_), rng, T(0), T(std));
+    item_embedding_.init(params_, rng, std);
     if (position_embedding_ >= 0) fill_normal(params_.value(position_embedding_), rng, T(0), T(std));
     input_norm_.init(params_);
     for (const Layer& layer : layers_) {
-      const Attention& a = layer.attention;
+      const MultiHeadAttention& a = layer.attention;
       for (const Linear<T>* linear : {&a.query, &a.key, &a.value, &a.dense}) linear->init(params_, rng, std);
       a.norm.init(params_);
       layer.feed_forward.init(params_, rng, std);
@@ -279,13 +281,13 @@ class EulerFormer {
 
   // Scores against the item table: [..., D] -> [..., K] (BERT4Rec leaves out its mask-token row).
   Var<T> item_logits(const Context<T>& ctx, Var<T> hidden) const {
-    Var<T> table = ctx.param(item_embedding_);
+    Var<T> table = item_embedding_.table(ctx);
     if (config_.backbone == Backbone::bert4rec) table = slice(table, 0, 0, config_.n_items);
     return matmul(hidden, table, false, true);
   }
 
   // The positional rotation of q or k [B, N, D] inside attention; records phases for the loss/trace.
-  Var<T> rotate(const Context<T>& ctx, const Attention& a, Var<T> x, bool is_query, int64_t N) const {
+  Var<T> rotate(const Context<T>& ctx, const MultiHeadAttention& a, Var<T> x, bool is_query, int64_t N) const {
     const EulerFormerConfig& c = config_;
     Tape<T>& tape = ctx.tape;
     Var<T> angle;  // the positional angle [N, D/2]
@@ -303,7 +305,7 @@ class EulerFormer {
   }
 
   // One post-LN attention block: LN(x + dropout(dense(attention(x)))).
-  Var<T> attend(const Context<T>& ctx, const Attention& a, Var<T> x /*[B, N, D]*/, TensorView<const int32_t> ids,
+  Var<T> attend(const Context<T>& ctx, const MultiHeadAttention& a, Var<T> x /*[B, N, D]*/, TensorView<const int32_t> ids,
                 TensorView<const T> mask, Var<T>* contrastive, Trace<T>* trace) const {
     const EulerFormerConfig& c = config_;
     int64_t N = x.size(1);
@@ -340,7 +342,8 @@ class EulerFormer {
 
   EulerFormerConfig config_;
   Parameters<T> params_;
-  int item_embedding_ = -1, position_embedding_ = -1, rotary_embedding_ = -1;
+  Embedding<T> item_embedding_;                          // shared by the input and the output scores
+  int position_embedding_ = -1, rotary_embedding_ = -1;  // -1: absent for this positional scheme
   LayerNorm<T> input_norm_;
   std::vector<Layer> layers_;
   Tensor<T> alpha_, sinusoid_, positions_;

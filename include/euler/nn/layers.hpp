@@ -1,4 +1,6 @@
-// euler/nn/layers.hpp: the building blocks of a transformer, as small structs over Parameters.
+// euler/nn/layers.hpp: the building blocks of a transformer, as small structs over Parameters:
+// Embedding, Linear, LayerNorm, FeedForward; dropout is Context::dropout (a no-op when training is off).
+// (Multi-head attention with its positional schemes lives with the model, model/model.hpp.)
 //
 // A layer declares its parameters (PyTorch names and layouts) in declare(), and its forward puts them
 // on the tape and composes ops. A Context carries what every forward needs: the tape, the parameters,
@@ -16,6 +18,7 @@
 #include "euler/core/random.hpp"
 #include "euler/nn/parameters.hpp"
 #include "euler/ops/elementwise.hpp"
+#include "euler/ops/layout.hpp"
 #include "euler/ops/matmul.hpp"
 #include "euler/ops/nn.hpp"
 
@@ -30,6 +33,22 @@ struct Context {
 
   Var<T> param(int index) const { return params.on(tape, index); }
   Var<T> dropout(Var<T> x, double p) const { return dropout_on && p > 0 ? euler::dropout(x, T(p), rng) : x; }
+};
+
+// A lookup table, PyTorch nn.Embedding: weight [rows, dim]; lookup gathers rows, and its backward
+// scatters into the table. The table itself can be used too (SASRec scores items against it).
+template <class T>
+struct Embedding {
+  int weight = -1;
+
+  void declare(Parameters<T>& params, const std::string& name, int rows, int dim) {
+    weight = params.declare(name + ".weight", {rows, dim});
+  }
+  void init(Parameters<T>& params, Rng& rng, double stddev) const { fill_normal(params.value(weight), rng, T(0), T(stddev)); }
+  Var<T> table(const Context<T>& ctx) const { return ctx.param(weight); }  // [rows, dim]
+  Var<T> forward(const Context<T>& ctx, TensorView<const int32_t> ids /*[...]*/) const {  // -> [..., dim]
+    return embedding(table(ctx), ids);
+  }
 };
 
 // y = x W^T + b, PyTorch layout: weight [out, in], bias [out].
