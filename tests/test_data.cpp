@@ -5,6 +5,8 @@
 // is $EULER_SHARED_DATA, by default <this file's folder>/../../shared/data).
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include <euler/data/dataset.hpp>
 #include <euler/data/interactions.hpp>
 
@@ -45,26 +47,9 @@ std::string write_temp(const std::string& name, std::string_view bytes) {
   return path;
 }
 
-// The message of the DataError `action` throws ("" and a failed check when it throws none).
-std::string data_error(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  FAIL_CHECK("expected a DataError");
-  return "";
-}
-// The message of the IoError `action` throws.
-std::string io_error(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  FAIL_CHECK("expected an IoError");
-  return "";
-}
+// The message of the DataError / IoError `action` throws ("" and a failed check when it throws none).
+std::string data_error(const std::function<void()>& action) { return euler_test::error_of<DataError>(action); }
+std::string io_error(const std::function<void()>& action) { return euler_test::error_of<IoError>(action); }
 std::string read_error(const std::string& name, std::string_view bytes, Format format = Format::auto_detect,
                        const ColumnNames& columns = {}) {
   std::string path = write_temp(name, bytes);

@@ -3,6 +3,8 @@
 // Shapes: B batch, N list length, D hidden (even); a complex tensor [..., D] holds D/2 numbers.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include <euler/euler.hpp>
 #include <euler/ops/complex.hpp>
 
@@ -63,13 +65,7 @@ double max_abs_difference(TensorView<const double> a, TensorView<const double> b
 // The message of the ShapeError that f throws (a failed check if it throws none).
 template <class F>
 std::string shape_error(F&& f) {
-  try {
-    f();
-  } catch (const ShapeError& e) {
-    return e.what();
-  }
-  FAIL_CHECK("no ShapeError thrown");
-  return "";
+  return euler_test::error_of<ShapeError>(f);
 }
 
 // Checks that a message names the op and every shape given.

@@ -2,6 +2,8 @@
 // error messages, and inputs that need no gradient.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include <algorithm>
 #include <numeric>
 #include <random>
@@ -65,13 +67,7 @@ std::vector<T> naive_permute(const T* x, const Shape& xs, std::vector<int> order
 // Run f, expect a ShapeError, and return its message.
 template <class F>
 std::string shape_error(F&& f) {
-  try {
-    f();
-  } catch (const ShapeError& e) {
-    return e.what();
-  }
-  FAIL("no ShapeError thrown");
-  return "";
+  return euler_test::error_of<ShapeError>(f);
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -2,6 +2,8 @@
 // against finite differences (double), determinism across thread counts, and error messages.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 
 #include <algorithm>
 #include <cmath>
@@ -46,15 +48,10 @@ void with_threads(int threads, F&& f) {
   euler::set_num_threads(previous);
 }
 
-// The message of the ShapeError that f throws ("" when it throws none).
+// The message of the ShapeError that f throws (a failed check and "" when it throws none).
 template <class F>
 std::string shape_error_of(F&& f) {
-  try {
-    f();
-  } catch (const ShapeError& e) {
-    return e.what();
-  }
-  return "";
+  return euler_test::error_of<ShapeError>(f);
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -764,7 +761,7 @@ TEST_CASE("cross_entropy: bad targets throw ShapeError naming the op, the row an
   CHECK(contains(message, "target -3"));
   // -100 is fine by default, but not when ignore_index is something else.
   Tensor<int32_t> default_ignored = Tensor<int32_t>::from({3}, {0, -100, 1});
-  CHECK(shape_error_of([&] { euler::cross_entropy(logits, default_ignored); }).empty());
+  CHECK_NOTHROW(euler::cross_entropy(logits, default_ignored));
   CHECK(contains(shape_error_of([&] { euler::cross_entropy(logits, default_ignored, -1); }), "target -100"));
   Tensor<int32_t> wrong_shape = Tensor<int32_t>::from({2}, {0, 1});
   message = shape_error_of([&] { euler::cross_entropy(logits, wrong_shape); });
