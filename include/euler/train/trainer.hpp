@@ -304,18 +304,18 @@ class Trainer {
   }
 
   // Fill ids and targets of one batch; BERT4Rec masks positions with the run's Rng.
-  void fill_batch(std::span<const Example> batch, Tensor<int32_t>& ids, Tensor<int32_t>& targets) {
+  void fill_batch(std::span<const Example> batch, TensorView<int32_t> ids, TensorView<int32_t> targets) {
     const EulerFormerConfig& c = model_.config();
     int64_t N = c.max_len;
     std::fill(ids.begin(), ids.end(), 0);
     std::fill(targets.begin(), targets.end(), 0);
     for (size_t b = 0; b < batch.size(); ++b) {
       std::span<const int32_t> seq = train_sequences_[size_t(batch[b].user)];
-      int32_t* row = ids.data() + int64_t(b) * N;
+      int32_t* row = ids.data + int64_t(b) * N;
       if (c.backbone == Backbone::bert4rec) {
         size_t keep = std::min<size_t>(seq.size(), size_t(N));
         std::span<const int32_t> window = seq.last(keep);
-        int32_t* target_row = targets.data() + int64_t(b) * N;
+        int32_t* target_row = targets.data + int64_t(b) * N;
         size_t masked = 0;
         for (size_t j = 0; j < keep; ++j) {
           row[j] = window[j];
@@ -333,7 +333,7 @@ class Trainer {
       } else if (c.objective == Objective::all) {
         size_t keep = std::min<size_t>(seq.size(), size_t(N) + 1);
         std::span<const int32_t> window = seq.last(keep);
-        int32_t* target_row = targets.data() + int64_t(b) * N;
+        int32_t* target_row = targets.data + int64_t(b) * N;
         for (size_t j = 0; j + 1 < keep; ++j) {
           row[j] = window[j];
           target_row[j] = window[j + 1];
@@ -342,7 +342,7 @@ class Trainer {
         int32_t end = batch[b].end;
         int32_t start = std::max<int32_t>(0, end - int32_t(N));
         for (int32_t j = start; j < end; ++j) row[j - start] = seq[size_t(j)];
-        targets.data()[b] = seq[size_t(end)];
+        targets.data[b] = seq[size_t(end)];
       }
     }
   }
@@ -358,14 +358,16 @@ class Trainer {
     auto start = std::chrono::steady_clock::now();
     Tape<T> tape;
     Context<T> ctx{tape, model_.parameters(), /*dropout_on=*/true, rng_};
+    Tensor<int32_t> ids_buffer({B, N});  // reused by every batch (the last may use fewer rows)
+    Tensor<int32_t> targets_buffer = per_position ? Tensor<int32_t>({B, N}) : Tensor<int32_t>({B});
     for (int64_t first = 0; first < total; first += B) {
       int64_t count = std::min(B, total - first);
-      Tensor<int32_t> ids({count, N});
-      Tensor<int32_t> targets = per_position ? Tensor<int32_t>({count, N}) : Tensor<int32_t>({count});
+      TensorView<int32_t> ids{Shape{count, N}, ids_buffer.data()};
+      TensorView<int32_t> targets{per_position ? Shape{count, N} : Shape{count}, targets_buffer.data()};
       fill_batch(std::span<const Example>(examples).subspan(size_t(first), size_t(count)), ids, targets);
       tape.reset();
       model_.parameters().zero_grad();
-      Losses<T> losses = model_.loss(ctx, {ids.view(), targets.view()});
+      Losses<T> losses = model_.loss(ctx, {ids, targets});
       tape.backward(losses.total, BackwardOptions{.keep_intermediate_grads = false});
       adam_.step(model_.parameters());
       loss_sum += double(losses.total.value()[0]);
