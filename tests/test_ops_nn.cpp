@@ -608,9 +608,34 @@ TEST_CASE("dropout: the mask follows the Rng state, not the thread count") {
   auto second = euler::dropout(tape.constant(x), 0.5f, rng);
   CHECK(!std::equal(first.value().begin(), first.value().end(), second.value().begin()));
   CHECK(rng.counter() == 2 * uint64_t(x.numel()));
-  // Element i is kept exactly when uniform(base + i) >= p.
-  euler::RandomStream stream = Rng(82).stream();
-  for (int64_t i = 0; i < 100; ++i) CHECK((second.value()[i] != 0.0f) == (stream.uniform(uint64_t(x.numel() + i)) >= 0.5));
+  // Element i is kept exactly when DropoutMask(stream, base, p) says so.
+  euler::DropoutMask mask(Rng(82).stream(), uint64_t(x.numel()), 0.5);
+  for (int64_t i = 0; i < x.numel(); ++i) CHECK((second.value()[i] != 0.0f) == mask.keep(i));
+}
+
+TEST_CASE("dropout: the masks look independent (pairs of neighbours, neighbouring blocks, long runs)") {
+  // 2^20 draws at p = 0.5: each frequency below has sigma <= 0.0005; the bounds are 8 sigma.
+  const int64_t n = int64_t(1) << 20;
+  euler::RandomStream stream = Rng(123).stream();
+  euler::DropoutMask a(stream, 0, 0.5), b(stream, 1, 0.5);  // blocks one counter apart
+  int64_t kept = 0, both_neighbours = 0, both_blocks = 0, longest = 0, run = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    bool k = a.keep(i);
+    kept += k;
+    both_neighbours += k && a.keep(i + 1);
+    both_blocks += k && b.keep(i);
+    run = k ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  CHECK(std::abs(double(kept) / double(n) - 0.5) < 0.004);
+  CHECK(std::abs(double(both_neighbours) / double(n) - 0.25) < 0.004);
+  CHECK(std::abs(double(both_blocks) / double(n) - 0.25) < 0.004);
+  CHECK(longest < 40);  // expected about log2(n) = 20
+  // p is honoured to 2^-24, also for small p.
+  euler::DropoutMask rare(stream, 7, 0.01);
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < n; ++i) dropped += !rare.keep(i);
+  CHECK(std::abs(double(dropped) / double(n) - 0.01) < 0.001);  // sigma 0.0001
 }
 
 TEST_CASE("dropout: p == 0 returns x itself; p outside [0, 1) throws naming the op and p") {

@@ -264,23 +264,36 @@ Var<T> layer_norm(Var<T> x /*[..., D]*/, Var<T> gamma /*[D]*/, Var<T> beta /*[D]
 
 // ---- dropout ------------------------------------------------------------------------------------
 
-// Which elements a dropout keeps: element i when stream.uniform(base + i) >= p, tested in integers
-// (the 53 bits behind the uniform against ceil(p * 2^53), the same comparison) so that it vectorises.
+// Which elements a dropout keeps. Element i of the block is kept when a 24-bit random number drawn
+// from (stream, base, i) is >= p * 2^24. The number comes from a 32-bit counter hash (two rounds of
+// Wellons' lowbias32, keyed by 64 bits derived from the stream and the block's first counter), all in
+// 32-bit integer arithmetic, so the loop vectorises 16 lanes wide: a 64-bit mix per element cost as much
+// as the rest of a training step's elementwise work. p is resolved to 2^-24, as PyTorch's float draw.
 struct DropoutMask {
-  RandomStream stream;
-  uint64_t base = 0;       // first counter value of the block reserved for this dropout
-  uint64_t threshold = 0;  // ceil(p * 2^53)
+  uint32_t key0 = 0, key1 = 0;
+  uint32_t threshold = 0;  // ceil(p * 2^24)
 
-  DropoutMask(RandomStream s, uint64_t first, double p)
-      : stream(s), base(first), threshold(uint64_t(std::ceil(p * 0x1.0p53))) {}
-  bool keep(int64_t i) const { return (stream.bits(base + uint64_t(i)) >> 11) >= threshold; }
+  DropoutMask(RandomStream s, uint64_t first, double p) {
+    uint64_t key = s.bits(first);
+    key0 = uint32_t(key);
+    key1 = uint32_t(key >> 32);
+    threshold = uint32_t(std::ceil(p * 0x1.0p24));
+  }
+  static constexpr uint32_t lowbias32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    return x ^ (x >> 16);
+  }
+  bool keep(int64_t i) const { return (lowbias32(lowbias32(uint32_t(i) ^ key0) + key1) >> 8) >= threshold; }
 };
 
 // Inverted dropout, as PyTorch in training mode: each element is kept with probability 1 - p and scaled
-// by 1 / (1 - p), or zeroed. p == 0 returns x itself (no node; use it for evaluation). Element i is kept
-// when rng.stream().uniform(base + i) >= p, base = rng.reserve(x.numel()): the mask depends only on the
-// Rng state (never on the thread count), the Rng always advances by x.numel(), and the backward
-// regenerates the same mask from (stream, base) instead of storing it.
+// by 1 / (1 - p), or zeroed. p == 0 returns x itself (no node; use it for evaluation). The mask is
+// DropoutMask(rng.stream(), base, p) with base = rng.reserve(x.numel()): it depends only on the Rng state
+// (never on the thread count), the Rng always advances by x.numel(), and the backward regenerates the
+// same mask instead of storing it.
 template <class T>
 Var<T> dropout(Var<T> x /*[...]*/, std::type_identity_t<T> p, Rng& rng) {
   if (!(p >= T(0) && p < T(1))) {
