@@ -111,6 +111,50 @@ TEST_CASE("whole-model gradcheck: EulerFormer variants and dropout with fixed ma
   CHECK(r.ok);
 }
 
+TEST_CASE("the pruned last layer (one row per list) gives the full model's values and gradients") {
+  // loss() with objective 'last' and score() compute the last layer for one row per list; a trace
+  // turns that off. Both ways must agree (dropout off: the masks would differ in size).
+  for (Backbone backbone : {Backbone::sasrec, Backbone::bert4rec})
+    for (PosScheme pos : {PosScheme::learned, PosScheme::rope, PosScheme::euler}) {
+      EulerFormerConfig c = tiny(backbone, pos);
+      CAPTURE(to_string(backbone));
+      CAPTURE(to_string(pos));
+      EulerFormer<double> model(c, 3);
+      Parameters<double>& p = model.parameters();
+      TinyBatch tb = tiny_batch(c);
+      auto run = [&](bool with_trace, std::vector<double>& grads) {
+        Tape<double> tape;
+        Rng rng(1);
+        Context<double> ctx{tape, p, false, rng};
+        Trace<double> trace;
+        p.zero_grad();
+        Losses<double> l = model.loss(ctx, tb.batch(c), with_trace ? &trace : nullptr);
+        tape.backward(l.total);
+        auto g = p.grads();
+        grads.assign(g.begin(), g.end());
+        return l.total.value()[0];
+      };
+      std::vector<double> pruned_grads, full_grads;
+      double pruned = run(false, pruned_grads), full = run(true, full_grads);
+      CHECK(pruned == doctest::Approx(full).epsilon(1e-12));
+      double worst = 0;
+      for (size_t i = 0; i < full_grads.size(); ++i) worst = std::max(worst, std::abs(pruned_grads[i] - full_grads[i]));
+      CHECK(worst < 1e-12);
+      // score(): the hidden state at the read position of the full encoder, against the item table.
+      Tape<double> tape;
+      Rng rng(1);
+      Context<double> ctx{tape, p, false, rng};
+      TensorView<const int32_t> ids = tb.batch(c).ids;
+      if (backbone == Backbone::bert4rec) continue;  // score() rewrites the list first (mask token)
+      Var<double> scores = model.score(ctx, ids);
+      Var<double> hidden = model.encode(ctx, ids);
+      std::vector<int32_t> last = {2, 5};
+      Var<double> expected = matmul(gather_rows(hidden, TensorView<const int32_t>{Shape{2}, last.data()}),
+                                    ctx.param(p.index("item_embedding.weight")), false, true);
+      for (int64_t i = 0; i < scores.numel(); ++i) CHECK(scores.value()[i] == doctest::Approx(expected.value()[i]).epsilon(1e-12));
+    }
+}
+
 TEST_CASE("RoPE is the special case delta = 1, b = 0, psi = 0 of EulerFormer") {
   EulerFormerConfig ce = tiny(Backbone::sasrec, PosScheme::euler);
   ce.init_factor = 1.0;  // delta = 1; b starts at 0 and psi at 0

@@ -374,6 +374,88 @@ TEST_CASE("complex: the Euler transform (to_polar, phase * delta + b, from_polar
             uniform({3}, 0.5, 2), uniform({3}, -1, 1));
 }
 
+// ---- the fused Euler transform (euler_phase, with_phase) -------------------------------------------
+
+TEST_CASE("complex: atan2_vec (float) matches std::atan2 to 2 ulp of pi (5e-7), signed zeros included") {
+  std::uniform_real_distribution<float> any(-10.0f, 10.0f), tiny(-1e-30f, 1e-30f);
+  float worst = 0;
+  for (int i = 0; i < 200000; ++i) {
+    float y = i % 7 == 0 ? tiny(rng) : any(rng), x = i % 11 == 0 ? tiny(rng) : any(rng);
+    worst = std::max(worst, std::abs(atan2_vec(y, x) - std::atan2(y, x)));
+  }
+  CHECK(worst <= 4.8e-7f);
+  for (float y : {0.0f, -0.0f, 1.0f, -1.0f})
+    for (float x : {0.0f, -0.0f, 1.0f, -1.0f}) {
+      INFO("atan2(" << y << ", " << x << ")");
+      CHECK(atan2_vec(y, x) == doctest::Approx(std::atan2(y, x)).epsilon(1e-7));
+      CHECK(std::signbit(atan2_vec(y, x)) == std::signbit(std::atan2(y, x)));
+    }
+  CHECK(atan2_vec(1.0, -1.0) == std::atan2(1.0, -1.0));  // double is std::atan2 itself
+}
+
+TEST_CASE("complex: euler_phase and with_phase == the composition to_polar, * delta, + b, + angle, from_polar") {
+  TD X = away_from_origin({2, 3, 8}), Angle = uniform({3, 4}, -3, 3);
+  for (Shape parameter_shape : {Shape{}, Shape{4}}) {
+    TD Delta = uniform(parameter_shape, 0.5, 2), Bias = uniform(parameter_shape, -1, 1);
+    TD W = uniform({2, 3, 8}), Wp = uniform({2, 3, 4});
+    // Composed.
+    Tape<double> t1;
+    V x1 = t1.input(X), d1 = t1.input(Delta), b1 = t1.input(Bias), a1 = t1.input(Angle);
+    auto [lambda, theta] = to_polar(x1);
+    V phase1 = theta * d1 + b1 + a1;
+    V y1 = from_polar(lambda, phase1);
+    t1.backward(sum(y1 * t1.constant(W)) + sum(phase1 * t1.constant(Wp)));
+    // Fused.
+    Tape<double> t2;
+    V x2 = t2.input(X), d2 = t2.input(Delta), b2 = t2.input(Bias), a2 = t2.input(Angle);
+    V phase2 = euler_phase(x2, d2, b2, a2);
+    V y2 = with_phase(x2, phase2);
+    t2.backward(sum(y2 * t2.constant(W)) + sum(phase2 * t2.constant(Wp)));
+    CHECK(max_abs_difference(phase1.value(), phase2.value()) < 1e-12);
+    CHECK(max_abs_difference(y1.value(), y2.value()) < 1e-12);
+    CHECK(max_abs_difference(x1.grad(), x2.grad()) < 1e-12);
+    CHECK(max_abs_difference(d1.grad(), d2.grad()) < 1e-12);
+    CHECK(max_abs_difference(b1.grad(), b2.grad()) < 1e-12);
+    CHECK(max_abs_difference(a1.grad(), a2.grad()) < 1e-12);
+  }
+}
+
+TEST_CASE("complex: euler_phase and with_phase gradients (delta and bias [], [D/2] or absent; angle broadcast or full)") {
+  GRADCHECK(euler_phase(x[0], x[1], x[2], x[3]), away_from_origin({2, 3, 8}), uniform({}, 0.5, 2), uniform({}, -1, 1),
+            uniform({3, 4}, -3, 3));
+  GRADCHECK(euler_phase(x[0], x[1], x[2], x[3]), away_from_origin({2, 3, 8}), uniform({4}, 0.5, 2), uniform({4}, -1, 1),
+            uniform({2, 3, 4}, -3, 3));
+  GRADCHECK(euler_phase(x[0], V{}, V{}, x[1]), away_from_origin({2, 3, 8}), uniform({4}, -3, 3));
+  GRADCHECK(with_phase(x[0], x[1]), away_from_origin({2, 3, 8}), uniform({2, 3, 4}, -4, 4));
+  GRADCHECK(with_phase(x[0], euler_phase(x[0], x[1], V{}, x[2])), away_from_origin({2, 5, 6}), uniform({3}, 0.5, 2),
+            uniform({5, 3}, -3, 3));
+}
+
+TEST_CASE("complex: euler_phase and with_phase through zero pairs: finite, zero gradient into x there") {
+  std::vector<int64_t> zero_pairs;
+  TD X = with_zero_pairs(zero_pairs);  // [2, 3, 6]
+  Tape<double> t;
+  V x = t.input(X), delta = t.input(uniform({}, 0.5, 2)), bias = t.input(uniform({3})), angle = t.input(uniform({3, 3}));
+  V phase = euler_phase(x, delta, bias, angle);
+  V y = with_phase(x, phase);
+  t.backward(sum(y * t.constant(uniform({2, 3, 6}))) + sum(cos(phase)));
+  for (V v : {x, delta, bias, angle}) CHECK(all_finite(v.grad()));
+  for (int64_t c : zero_pairs) {
+    CHECK(y.value()[2 * c] == 0);
+    CHECK(y.value()[2 * c + 1] == 0);
+    CHECK(x.grad()[2 * c] == 0);
+    CHECK(x.grad()[2 * c + 1] == 0);
+  }
+}
+
+TEST_CASE("complex: euler_phase shape errors name the op and the shapes") {
+  Tape<double> t;
+  V x = t.input(uniform({2, 3, 8}));
+  CHECK_NAMES(shape_error([&] { euler_phase(x, t.input(uniform({3})), V{}, t.input(uniform({3, 4}))); }), "euler_phase", "[3]");
+  CHECK_NAMES(shape_error([&] { euler_phase(x, V{}, V{}, t.input(uniform({4, 4}))); }), "euler_phase", "[4, 4]", "[2, 3, 4]");
+  CHECK_NAMES(shape_error([&] { with_phase(x, t.input(uniform({2, 3, 8}))); }), "with_phase", "[2, 3, 8]");
+}
+
 // ---- bookkeeping ----------------------------------------------------------------------------------
 
 TEST_CASE("complex: an input that needs no gradient gets no gradient buffer") {

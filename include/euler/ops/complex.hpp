@@ -30,8 +30,12 @@
 //     auto score = euler::real_inner(q_rot, k_rot);               // [B, N, D] x [B, N, D] -> [B, N]
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
+#include <array>
+#include <vector>
 
 #include "euler/ops/elementwise.hpp"
 
@@ -139,13 +143,36 @@ Var<T> complex_abs(Var<T> x /*[..., D]*/) {
   });
 }
 
+// atan2(y, x) for float in a form the compiler vectorises (glibc's atan2f is a scalar call, and was
+// the largest single cost of the EulerFormer step): fold to a in [0, 1] = min/max of |x|, |y|, fold again
+// around tan(pi/8), Cephes' degree-9 odd polynomial for atan (error ~1e-7), then unfold by octant with
+// selects; within 2 ulp of pi (4.8e-7) of std::atan2. Signed zeros as std::atan2: (+0, -0) -> pi, (-0, +0) -> -0. double uses std::atan2.
+template <class T>
+inline T atan2_vec(T y, T x) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return std::atan2(y, x);
+  } else {
+    float ax = std::fabs(x), ay = std::fabs(y);
+    float hi = std::max(ax, ay), lo = std::min(ax, ay);
+    float a = hi > 0.0f ? lo / hi : 0.0f;
+    bool fold = a > 0.41421356237f;  // tan(pi/8)
+    float z = fold ? (a - 1.0f) / (a + 1.0f) : a;
+    float z2 = z * z;
+    float r = (((8.05374449538e-2f * z2 - 1.38776856032e-1f) * z2 + 1.99777106478e-1f) * z2 - 3.33329491539e-1f) * z2 * z + z;
+    r = fold ? r + 0.78539816340f : r;
+    r = ay > ax ? 1.57079632679f - r : r;
+    r = std::signbit(x) ? 3.14159265359f - r : r;
+    return std::copysign(r, y);
+  }
+}
+
 // theta_t = arg z_t = atan2(im, re) in [-pi, pi]: [..., D] -> [..., D/2]. Gradient 0 at z = 0.
 template <class T>
 Var<T> complex_arg(Var<T> x /*[..., D]*/) {
   TensorView<T> phase = x.tape->alloc(complex_shape("complex_arg", x.shape()));  // [..., D/2]
   const T* xv = x.value().data;
   parallel_for(phase.numel(), kComplexGrain, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) phase[c] = std::atan2(xv[2 * c + 1], xv[2 * c]);
+    for (int64_t c = c0; c < c1; ++c) phase[c] = atan2_vec(xv[2 * c + 1], xv[2 * c]);
   });
   return x.tape->record("complex_arg", phase, {x}, [x](auto, TensorView<const T> dtheta) {
     // theta = atan2(im, re)  =>  dre += -dtheta * im / lambda^2, dim += dtheta * re / lambda^2  (0 at lambda = 0)
@@ -289,6 +316,159 @@ Var<T> rotate_by_phase(Var<T> x /*[..., D]*/, Var<T> phase /*[S...], suffix of [
           for (int64_t p = p0; p < p1; ++p) rotate_back(block * inner + p, p);
       });
     }
+  });
+}
+
+// ---- the Euler transform, fused -------------------------------------------------------------------
+//
+// EulerFormer's rotation of q or k, theta~ = delta arg(z) + b + alpha and z~ = |z| e^{i theta~}, is
+// to_polar, a multiply, two adds and from_polar: five nodes and five passes over [B, N, D]. The two ops
+// below do it in two: euler_phase makes theta~ (which the phase contrastive loss also reads), and
+// with_phase maps z to |z| e^{i theta~}. Same values and gradients as the composition (tests compare
+// them), including the zero-gradient convention at z = 0.
+
+// Sums over the rows of a [rows, cols] block, column by column (each thread owns whole columns, so
+// the result is the same for any thread count): out[c] += sum_r a[r, c] (* b[r, c] when b is given).
+template <class T>
+void add_column_sums(const T* a, const T* b, int64_t rows, int64_t cols, T* out) {
+  parallel_for(cols, std::max<int64_t>(1, kComplexGrain / std::max<int64_t>(1, rows)), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      T total = 0;
+      for (int64_t r = 0; r < rows; ++r) total += b ? a[r * cols + c] * b[r * cols + c] : a[r * cols + c];
+      out[c] += total;
+    }
+  });
+}
+
+// Adds the [cols] column sums of a block to a parameter of shape [cols] or [] (then their sum).
+template <class T>
+void add_reduced(const T* a, const T* b, int64_t rows, int64_t cols, Var<T> target) {
+  TensorView<T> g = target.grad_accumulator();
+  if (g.numel() == cols) return add_column_sums(a, b, rows, cols, g.data);
+  std::vector<T> columns(size_t(cols), T(0));
+  add_column_sums(a, b, rows, cols, columns.data());
+  for (T c : columns) g[0] += c;  // a fixed order
+}
+
+// theta~ = delta * arg(x) + bias + angle: x [..., D] -> [..., D/2]. delta and bias are [] or [D/2]
+// (pass an empty Var{} to leave one out: delta 1, bias 0); angle [S...] is a suffix of [..., D/2]
+// (typically [N, D/2], the same for every list). arg is atan2 (atan2_vec), with gradient 0 at x = 0.
+template <class T>
+Var<T> euler_phase(Var<T> x /*[..., D]*/, Var<T> delta, Var<T> bias, Var<T> angle /*[S...]*/) {
+  const char* op = "euler_phase";
+  Tape<T>& tape = *x.tape;
+  const Shape phase_shape = complex_shape(op, x.shape());  // [..., D/2]
+  const int64_t half = phase_shape.last(), count = phase_shape.numel();
+  for (Var<T> v : {delta, bias})
+    if (v.tape && !(v.numel() == 1 || v.shape() == Shape{half}))
+      throw ShapeError(std::string(op) + ": delta and bias must be [] or [" + std::to_string(half) + "], got " + v.shape().str());
+  require_same_tape(op, x, angle);
+  for (Var<T> v : {delta, bias})
+    if (v.tape) require_same_tape(op, x, v);
+  if (!phase_shape.ends_with(angle.shape()) || angle.numel() == 0)
+    throw ShapeError(std::string(op) + ": angle " + angle.shape().str() + " is not a suffix of the phase shape " + phase_shape.str());
+  const int64_t inner = angle.numel();  // angles per block; the blocks share them
+
+  TensorView<T> theta = tape.alloc(phase_shape);  // arg(x), kept for the gradient of delta
+  TensorView<T> out = tape.alloc(phase_shape);
+  const T* xv = x.value().data;
+  const T* dv = delta.tape ? delta.value().data : nullptr;
+  const T* bv = bias.tape ? bias.value().data : nullptr;
+  const int64_t d_step = delta.tape && delta.numel() > 1 ? 1 : 0, b_step = bias.tape && bias.numel() > 1 ? 1 : 0;
+  const T* av = angle.value().data;
+  parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) theta[c] = atan2_vec(xv[2 * c + 1], xv[2 * c]);
+    for (int64_t c = c0; c < c1; ++c) {
+      int64_t t = c % half;
+      T value = dv ? dv[t * d_step] * theta[c] : theta[c];
+      out[c] = value + (bv ? bv[t * b_step] : T(0)) + av[c % inner];
+    }
+  });
+
+  const T* theta_kept = theta.data;
+  std::array<Var<T>, 4> inputs{x, angle};
+  size_t n_inputs = 2;
+  for (Var<T> v : {delta, bias})
+    if (v.tape) inputs[n_inputs++] = v;
+  return tape.record_n(op, out, inputs.data(), n_inputs,
+                       [x, delta, bias, angle, theta_kept, count, half, inner, d_step](auto, TensorView<const T> dout) {
+    // out = delta theta + b + angle, theta = atan2(im, re)
+    //   =>  dx:     dre += -dout delta im / lambda^2,  dim += dout delta re / lambda^2  (0 at lambda = 0)
+    //       ddelta += sum dout theta,  db += sum dout  (over rows; and over channels when [])
+    //       dangle += dout summed over the blocks that share the angle
+    if (x.requires_grad()) {
+      T* dx = x.grad_accumulator().data;
+      const T* xv = x.value().data;
+      const T* dv = delta.tape ? delta.value().data : nullptr;
+      parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          T re = xv[2 * c], im = xv[2 * c + 1];
+          T lambda = std::sqrt(re * re + im * im);  // (im / lambda) / lambda: no overflow for tiny lambda
+          T scale = lambda > T(0) ? dout[c] * (dv ? dv[(c % half) * d_step] : T(1)) / lambda : T(0);
+          T inv = lambda > T(0) ? T(1) / lambda : T(0);
+          dx[2 * c] -= scale * (im * inv);
+          dx[2 * c + 1] += scale * (re * inv);
+        }
+      });
+    }
+    int64_t rows = count / half;
+    if (delta.tape && delta.requires_grad()) add_reduced(dout.data, theta_kept, rows, half, delta);
+    if (bias.tape && bias.requires_grad()) add_reduced(dout.data, static_cast<const T*>(nullptr), rows, half, bias);
+    if (angle.requires_grad()) add_column_sums(dout.data, static_cast<const T*>(nullptr), count / inner, inner,
+                                               angle.grad_accumulator().data);
+  });
+}
+
+// z~ = |x| e^{i phase}: each complex number of x keeps its magnitude and takes the given phase.
+// x [..., D], phase [..., D/2] -> [..., D]. The magnitude is sqrt(re^2 + im^2) (no hypot: activations
+// never come near float's overflow); its gradient is 0 at x = 0, as complex_abs.
+template <class T>
+Var<T> with_phase(Var<T> x /*[..., D]*/, Var<T> phase /*[..., D/2]*/) {
+  const char* op = "with_phase";
+  require_same_tape(op, x, phase);
+  const Shape phase_shape = complex_shape(op, x.shape());
+  check_same(op, phase_shape, phase.shape());
+  const int64_t count = phase_shape.numel();
+  TensorView<T> y = x.tape->alloc(x.shape());
+  const T* xv = x.value().data;
+  const T* pv = phase.value().data;
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
+    constexpr int64_t kBlock = 256;  // cos and sin of a block at a time, vectorised by Eigen
+    alignas(64) T cs[kBlock], sn[kBlock];
+    for (int64_t b0 = c0; b0 < c1; b0 += kBlock) {
+      int64_t n = std::min(kBlock, c1 - b0);
+      Eigen::Map<A>(cs, n) = Eigen::Map<const A>(pv + b0, n).cos();
+      Eigen::Map<A>(sn, n) = Eigen::Map<const A>(pv + b0, n).sin();
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t c = b0 + i;
+        T lambda = std::sqrt(xv[2 * c] * xv[2 * c] + xv[2 * c + 1] * xv[2 * c + 1]);
+        y[2 * c] = lambda * cs[i];
+        y[2 * c + 1] = lambda * sn[i];
+      }
+    }
+  });
+  return x.tape->record(op, y, {x, phase}, [x, phase, count](TensorView<const T> y, TensorView<const T> dy) {
+    // y = lambda (cos p, sin p), lambda = |x|
+    //   =>  dphase += dy_im y_re - dy_re y_im
+    //       dlambda = dy_re cos p + dy_im sin p = (dy . y) / lambda,  dx += dlambda x / lambda = (dy . y) x / lambda^2
+    T* dx = x.requires_grad() ? x.grad_accumulator().data : nullptr;
+    T* dphase = phase.requires_grad() ? phase.grad_accumulator().data : nullptr;
+    const T* xv = x.value().data;
+    parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        T y_re = y[2 * c], y_im = y[2 * c + 1], dy_re = dy[2 * c], dy_im = dy[2 * c + 1];
+        if (dphase) dphase[c] += dy_im * y_re - dy_re * y_im;
+        if (dx) {
+          T re = xv[2 * c], im = xv[2 * c + 1];
+          T lambda = std::sqrt(re * re + im * im);
+          T inv = lambda > T(0) ? T(1) / lambda : T(0);
+          T scale = (dy_re * y_re + dy_im * y_im) * inv;
+          dx[2 * c] += scale * (re * inv);
+          dx[2 * c + 1] += scale * (im * inv);
+        }
+      }
+    });
   });
 }
 
