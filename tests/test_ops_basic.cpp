@@ -170,6 +170,24 @@ TEST_CASE("matmul: shape errors name both shapes") {
   CHECK_THROWS_WITH_AS(matmul(t.input(D), t.input(C)), doctest::Contains("matmul: shapes [4] and [5, 4]"), ShapeError);
 }
 
+TEST_CASE("linear: equals matmul(x, W^T) + b, values and gradients; shape errors") {
+  GRADCHECK(linear(x[0], x[1], x[2]), rand({2, 3, 4}), rand({5, 4}), rand({5}));
+  GRADCHECK(linear(x[0], x[1], x[2]), rand({4}), rand({3, 4}), rand({3}));  // one row
+  TD X = rand({3, 2, 4}), W = rand({6, 4}), Bias = rand({6}), G = rand({3, 2, 6});
+  Tape<double> t1, t2;
+  V x1 = t1.input(X), w1 = t1.input(W), b1 = t1.input(Bias);
+  V x2 = t2.input(X), w2 = t2.input(W), b2 = t2.input(Bias);
+  V y1 = linear(x1, w1, b1), y2 = matmul(x2, w2, false, true) + b2;
+  t1.backward(y1, G);
+  t2.backward(y2, G);
+  REQUIRE(y1.shape() == y2.shape());
+  for (int64_t i = 0; i < y1.numel(); ++i) CHECK(y1.value()[i] == doctest::Approx(y2.value()[i]).epsilon(1e-14));
+  for (auto [a, b] : {std::pair{x1, x2}, std::pair{w1, w2}, std::pair{b1, b2}})
+    for (int64_t i = 0; i < a.numel(); ++i) CHECK(a.grad()[i] == doctest::Approx(b.grad()[i]).epsilon(1e-14));
+  CHECK_THROWS_WITH_AS(linear(x1, t1.input(rand({6, 3})), b1), doctest::Contains("[3, 2, 4], weight [6, 3]"), ShapeError);
+  CHECK_THROWS_WITH_AS(linear(x1, w1, t1.input(rand({5}))), doctest::Contains("bias [5]"), ShapeError);
+}
+
 TEST_CASE("sum and mean: values and gradients over all and over an axis") {
   Tape<double> t;
   auto X = TD::from({2, 3}, {1, 2, 3, 4, 5, 6});

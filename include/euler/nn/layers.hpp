@@ -65,7 +65,7 @@ struct Linear {
     std::fill(params.value(bias).begin(), params.value(bias).end(), T(0));
   }
   Var<T> forward(const Context<T>& ctx, Var<T> x /*[..., in]*/) const {  // -> [..., out]
-    return matmul(x, ctx.param(weight), false, true) + ctx.param(bias);
+    return linear(x, ctx.param(weight), ctx.param(bias));
   }
 };
 

@@ -8,7 +8,10 @@
 // (Eigen then runs each one single-threaded); a few large ones use Eigen's own threading.
 //
 //     auto scores = euler::matmul(q, k, false, true);   // [B, H, N, dh] x [B, H, N, dh]^T -> [B, H, N, N]
+//     auto h = euler::linear(x, weight, bias);          // [..., in] x [out, in]^T + [out] -> [..., out]
 #pragma once
+
+#include <algorithm>
 
 #include "euler/core/tape.hpp"
 
@@ -108,6 +111,41 @@ Var<T> matmul(Var<T> a, Var<T> b, bool trans_a = false, bool trans_b = false) {
       };
       if (shared_b) one(0, db);  // batch == 1 here: leading dims were folded into rows
       else for_batch(batch, 2 * m * n * k, [&](int64_t i) { one(i, db + i * b_stride); });
+    }
+  });
+}
+
+// A dense layer in one node, PyTorch's F.linear: y = x W^T + b, x [..., in], weight [out, in], bias [out]
+// -> [..., out]. Same values as matmul(x, W, false, true) + b, without the intermediate product (one
+// [..., out] buffer instead of two, one pass less each way).
+template <class T>
+Var<T> linear(Var<T> x /*[..., in]*/, Var<T> weight /*[out, in]*/, Var<T> bias /*[out]*/) {
+  const Shape &sx = x.shape(), &sw = weight.shape();
+  if (x.tape != weight.tape || x.tape != bias.tape) throw TapeError("linear: operands on different tapes");
+  if (sx.rank < 1 || sw.rank != 2 || sx.last() != sw[1] || !(bias.shape() == Shape{sw[0]}))
+    throw ShapeError("linear: x " + sx.str() + ", weight " + sw.str() + " and bias " + bias.shape().str() +
+                     " do not fit x [..., in], weight [out, in], bias [out]");
+  const int64_t in = sw[1], out = sw[0], rows = sx.numel() / std::max<int64_t>(1, in);
+  TensorView<T> y = x.tape->alloc(sx.with_last(out));
+  const T* bv = bias.value().data;
+  parallel_for(rows, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, out)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::copy_n(bv, out, y.data + r * out);
+  });
+  gemm(x.value().data, rows, in, false, weight.value().data, out, in, true, y.data, true);
+
+  return x.tape->record("linear", y, {x, weight, bias}, [x, weight, bias, rows, in, out](auto, TensorView<const T> dy) {
+    // y = x W^T + b  =>  dx += dy W,  dW += dy^T x,  db += sum over rows of dy
+    if (x.requires_grad()) gemm(dy.data, rows, out, false, weight.value().data, out, in, false, x.grad_accumulator().data, true);
+    if (weight.requires_grad()) gemm(dy.data, rows, out, true, x.value().data, rows, in, false, weight.grad_accumulator().data, true);
+    if (bias.requires_grad()) {
+      T* db = bias.grad_accumulator().data;
+      parallel_for(out, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, rows)), [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {  // each thread owns whole columns: the same sums for any thread count
+          T total = 0;
+          for (int64_t r = 0; r < rows; ++r) total += dy[r * out + c];
+          db[c] += total;
+        }
+      });
     }
   });
 }
