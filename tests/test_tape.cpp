@@ -33,6 +33,21 @@ TEST_CASE("gradients accumulate across backward calls and into parameter buffers
   CHECK(tape.grad(loss)[0] == 1.0);  // intermediate gradients start afresh in each pass
 }
 
+TEST_CASE("a temporary Tensor given to input() or constant() lives as long as the tape needs it") {
+  Tape<double> tape;
+  V x = tape.input(Tensor<double>::from({3}, {0.5, -1.0, 2.0}));
+  V c = tape.constant(Tensor<double>::from({3}, {2.0, 3.0, 4.0}));
+  // Fresh allocations of the same size would take over the temporaries' memory if the tape did not keep it.
+  std::vector<Tensor<double>> others;
+  for (int i = 0; i < 8; ++i) others.push_back(Tensor<double>::full({3}, 99.0));
+  CHECK(x.value()[0] == 0.5);
+  CHECK(c.value()[2] == 4.0);
+  tape.backward(sum(x * c));
+  CHECK(tape.grad(x)[1] == 3.0);
+  tape.reset();  // releases them
+  CHECK(tape.size() == 0);
+}
+
 TEST_CASE("a value used twice receives both contributions") {
   Tape<double> tape;
   auto X = Tensor<double>::from({1}, {3.0});

@@ -26,6 +26,7 @@
 #include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "euler/core/buffer_pool.hpp"
@@ -114,6 +115,12 @@ class Tape {
   // A leaf whose gradient the tape keeps (read it with grad()).
   Var<T> input(TensorView<T> value, bool requires_grad = true, const char* name = "input") {
     return push_leaf(name, value, requires_grad && grad_enabled_, nullptr);
+  }
+  // The same for a temporary Tensor (tape.input(Tensor<>::zeros({3}))): the tape shares its memory
+  // until reset, so the leaf cannot outlive its data. No copy is made.
+  Var<T> constant(Tensor<T>&& value, const char* name = "constant") { return constant(keep_alive(std::move(value)), name); }
+  Var<T> input(Tensor<T>&& value, bool requires_grad = true, const char* name = "input") {
+    return input(keep_alive(std::move(value)), requires_grad, name);
   }
   // A parameter: its gradient accumulates straight into the caller's `grad` buffer (same shape).
   Var<T> param(TensorView<T> value, TensorView<T> grad, const char* name = "param") {
@@ -234,6 +241,7 @@ class Tape {
   // Forget every node and hand all buffers back to the pool (memory is kept for the next step).
   void reset() {
     nodes_.clear();
+    kept_.clear();
     pool_.release_all();
   }
   size_t size() const { return nodes_.size(); }
@@ -247,6 +255,10 @@ class Tape {
     parallel_for(n, kFillGrain, [&](int64_t i0, int64_t i1) { std::memset(data + i0, 0, sizeof(T) * size_t(i1 - i0)); });
   }
 
+  TensorView<T> keep_alive(Tensor<T>&& value) {
+    kept_.push_back(std::move(value));
+    return kept_.back().view();
+  }
   Var<T> push_leaf(const char* name, TensorView<T> value, bool requires_grad, T* external) {
     Node<T>& n = nodes_.emplace_back();
     n.op = name;
@@ -262,6 +274,7 @@ class Tape {
   }
 
   std::vector<Node<T>> nodes_;
+  std::vector<Tensor<T>> kept_;  // temporaries handed to constant() or input(), alive until reset
   BufferPool pool_;
   bool grad_enabled_ = true;
 };
