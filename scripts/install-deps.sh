@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential      # g++ 12 (libgomp for OpenMP, libasan/libubsan for --sanitize), make
+  build-essential      # g++ 12 (libasan/libubsan for --sanitize), make
   cmake                # >= 3.20 (Debian 12: 3.25)
   libeigen3-dev        # Eigen 3.4
   doctest-dev          # tests (+ doctest_discover_tests)

@@ -39,7 +39,7 @@ Tensor<T> normal_tensor(const Shape& shape, uint64_t seed, T stddev = T(1)) {
   return t;
 }
 
-// Runs f with `threads` OpenMP threads, then restores the previous count.
+// Runs f with `threads` threads, then restores the previous count.
 template <class F>
 void with_threads(int threads, F&& f) {
   int previous = euler::num_threads();

@@ -22,7 +22,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Runs the body with `threads` OpenMP threads, then restores the previous count.
+// Runs the body with `threads` threads, then restores the previous count.
 struct ThreadCount {
   int saved = num_threads();
   explicit ThreadCount(int threads) { set_num_threads(threads); }

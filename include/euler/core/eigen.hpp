@@ -5,6 +5,12 @@
 // they would bury the warnings of euler code, so they are silenced here and only here.
 #pragma once
 
+// Eigen runs single-threaded inside euler: euler's own thread pool splits the work (euler/core/parallel.hpp),
+// so Eigen's OpenMP threading would only oversubscribe the cores.
+#ifndef EIGEN_DONT_PARALLELIZE
+#define EIGEN_DONT_PARALLELIZE
+#endif
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-variable"
 #pragma GCC diagnostic ignored "-Wuninitialized"

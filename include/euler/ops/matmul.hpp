@@ -4,32 +4,115 @@
 //   a [M, K]            b [K, N]      -> [M, N]
 //   a [..., M, K]       b [K, N]      -> [..., M, N]   (leading dims of a folded into M: a linear layer)
 //   a [B.., M, K]       b [B.., K, N] -> [B.., M, N]   (same leading dims: attention, per head)
-// The products run through Eigen's GEMM. A batch of small products is split over threads by batch
-// (Eigen then runs each one single-threaded); a few large ones use Eigen's own threading.
+// The products run through Eigen's GEMM, single-threaded per call. A batch of small products is split
+// over the threads by batch; a large product is split into pieces (gemm_split) that run in parallel.
 //
 //     auto scores = euler::matmul(q, k, false, true);   // [B, H, N, dh] x [B, H, N, dh]^T -> [B, H, N, N]
 //     auto h = euler::linear(x, weight, bias);          // [..., in] x [out, in]^T + [out] -> [..., out]
 #pragma once
 
 #include <algorithm>
+#include <vector>
 
 #include "euler/ops/elementwise.hpp"
 
 namespace euler {
 
-// C (+)= op(A) op(B) on raw row-major storage. A is stored [ar, ac], B [br, bc], C [m, n].
+// C (+)= op(A) op(B) on row-major storage with leading dimensions (the distance between rows): A is
+// stored [ar, ac] with rows lda apart, B [br, bc] with ldb, C [m, n] with ldc. One Eigen GEMM.
 template <class T>
-void gemm(const T* a, int64_t ar, int64_t ac, bool trans_a, const T* b, int64_t br, int64_t bc, bool trans_b, T* c,
-          bool accumulate) {
-  using CMap = Eigen::Map<const RowMatrix<T>>;
-  CMap A(a, ar, ac), B(b, br, bc);
-  int64_t m = trans_a ? ac : ar, n = trans_b ? br : bc;
-  MatrixMap<T> C(c, m, n);
+void gemm_block(const T* a, int64_t ar, int64_t ac, int64_t lda, bool trans_a, const T* b, int64_t br, int64_t bc,
+                int64_t ldb, bool trans_b, T* c, int64_t ldc, bool accumulate) {
+  using Stride = Eigen::OuterStride<>;
+  using CMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Stride>;
+  CMap A(a, ar, ac, Stride(lda)), B(b, br, bc, Stride(ldb));
+  const int64_t m = trans_a ? ac : ar, n = trans_b ? br : bc;
+  Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Stride> C(c, m, n, Stride(ldc));
   if (!accumulate) C.setZero();
   if (!trans_a && !trans_b) C.noalias() += A * B;
   else if (!trans_a && trans_b) C.noalias() += A * B.transpose();
   else if (trans_a && !trans_b) C.noalias() += A.transpose() * B;
   else C.noalias() += A.transpose() * B.transpose();
+}
+
+// How gemm splits one product into pieces for the threads: along the rows of C (m), its columns (n),
+// or the inner dimension (k, with one partial product per piece, added in piece order). The split
+// depends on m, n and k only, never on the thread count, so a product has the same bits for any
+// number of threads.
+struct GemmSplit {
+  enum Axis { kNone, kRows, kCols, kInner } axis = kNone;
+  int64_t pieces = 1;
+};
+
+inline GemmSplit gemm_split(int64_t m, int64_t n, int64_t k) {
+  constexpr double kPieceFlops = double(1 << 22);  // ~50 us of work: worth a thread
+  constexpr int64_t kMaxPieces = 16, kMinRows = 32, kMinInner = 256;
+  const double flops = 2.0 * double(m) * double(n) * double(k);
+  const int64_t pieces = std::clamp<int64_t>(int64_t(flops / kPieceFlops), 1, kMaxPieces);
+  if (pieces == 1) return {};
+  // A long inner dimension (a weight gradient, dW = dY^T X) splits there: row or column pieces would
+  // each pack the whole long operand.
+  if (k >= 4 * std::max(m, n) && k >= 2 * kMinInner) return {GemmSplit::kInner, std::min(pieces, k / kMinInner)};
+  if (m >= n && m >= 2 * kMinRows) return {GemmSplit::kRows, std::min(pieces, m / kMinRows)};
+  if (n >= 2 * kMinRows) return {GemmSplit::kCols, std::min(pieces, n / kMinRows)};
+  if (k >= 2 * kMinInner) return {GemmSplit::kInner, std::min(pieces, k / kMinInner)};
+  return {};
+}
+
+// C (+)= op(A) op(B) on contiguous row-major storage: A stored [ar, ac], B [br, bc], C [m, n]. Large
+// products are split over the threads (gemm_split); each piece is one single-threaded Eigen GEMM.
+template <class T>
+void gemm(const T* a, int64_t ar, int64_t ac, bool trans_a, const T* b, int64_t br, int64_t bc, bool trans_b, T* c,
+          bool accumulate) {
+  const int64_t m = trans_a ? ac : ar, k = trans_a ? ar : ac, n = trans_b ? br : bc;
+  const GemmSplit split = gemm_split(m, n, k);
+  const int64_t P = split.pieces;
+  // op(A) rows [r0, r1): stored rows when A is not transposed, stored columns when it is.
+  auto a_rows = [&](int64_t r0) { return trans_a ? a + r0 : a + r0 * ac; };
+  auto b_cols = [&](int64_t c0) { return trans_b ? b + c0 * bc : b + c0; };
+  switch (split.axis) {
+    case GemmSplit::kNone:
+      gemm_block(a, ar, ac, ac, trans_a, b, br, bc, bc, trans_b, c, n, accumulate);
+      return;
+    case GemmSplit::kRows:
+      parallel_for(P, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t r0 = m * p / P, rows = m * (p + 1) / P - r0;
+          gemm_block(a_rows(r0), trans_a ? ar : rows, trans_a ? rows : ac, ac, trans_a, b, br, bc, bc, trans_b,
+                     c + r0 * n, n, accumulate);
+        }
+      });
+      return;
+    case GemmSplit::kCols:
+      parallel_for(P, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t c0 = n * p / P, cols = n * (p + 1) / P - c0;
+          gemm_block(a, ar, ac, ac, trans_a, b_cols(c0), trans_b ? cols : br, trans_b ? bc : cols, bc, trans_b,
+                     c + c0, n, accumulate);
+        }
+      });
+      return;
+    case GemmSplit::kInner: {
+      // op(A)[:, k0:k1] op(B)[k0:k1, :] per piece into its own [m, n] buffer, then added in order.
+      thread_local std::vector<T> partials;
+      partials.resize(size_t(P * m * n));
+      T* partial = partials.data();
+      auto a_inner = [&](int64_t k0) { return trans_a ? a + k0 * ac : a + k0; };
+      auto b_inner = [&](int64_t k0) { return trans_b ? b + k0 : b + k0 * bc; };
+      parallel_for(P, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t k0 = k * p / P, depth = k * (p + 1) / P - k0;
+          gemm_block(a_inner(k0), trans_a ? depth : ar, trans_a ? ac : depth, ac, trans_a, b_inner(k0),
+                     trans_b ? br : depth, trans_b ? depth : bc, bc, trans_b, partial + p * m * n, n, false);
+        }
+      });
+      using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+      Eigen::Map<A> out(c, m * n);
+      if (!accumulate) out.setZero();
+      for (int64_t p = 0; p < P; ++p) out += Eigen::Map<const A>(partial + p * m * n, m * n);
+      return;
+    }
+  }
 }
 
 // Run f(i) for i in [0, batch); in parallel over the batch when each product is small.
