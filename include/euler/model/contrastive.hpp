@@ -96,11 +96,13 @@ struct ContrastiveOperands {
   using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Array cos_p, sin_p;  // [N, h]
+  Array kept;          // [N, h]: 1 where the view keeps the angle, 0 where it drops it (two views only)
   Matrix a, c;         // [N, 2h]
 
-  // List b of phases [B, N, h]; view_mask is read at (b N + t) h + i when two_views.
-  void fill(const T* phases, const T* w, int64_t b, int64_t N, int64_t h, bool two_views, const DropoutMask& view_mask) {
-    Eigen::Map<const Array> p(phases + b * N * h, N, h);
+  // One list's phases [N, h]; view_mask is read at first + t h + i when two_views (first = b N h for
+  // list b of a batch).
+  void fill(const T* phases, const T* w, int64_t first, int64_t N, int64_t h, bool two_views, const DropoutMask& view_mask) {
+    Eigen::Map<const Array> p(phases, N, h);
     Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>> wr(w, h);
     cos_p = p.cos();
     sin_p = p.sin();
@@ -113,34 +115,94 @@ struct ContrastiveOperands {
       c.rightCols(h) = sin_p.matrix();
       return;
     }
-    const int64_t first = b * N * h;
-    for (int64_t t = 0; t < N; ++t) {
-      const T* cp = cos_p.data() + t * h;
-      const T* sp = sin_p.data() + t * h;
-      T* cv = c.data() + t * 2 * h;
-      T* sv = cv + h;
-      for (int64_t i = 0; i < h; ++i) {
-        const bool keep = view_mask.keep(first + t * h + i);
-        cv[i] = keep ? cp[i] * cp[i] - sp[i] * sp[i] : T(1);  // cos 2P, or cos 0
-        sv[i] = keep ? T(2) * sp[i] * cp[i] : T(0);          // sin 2P, or sin 0
-      }
-    }
+    kept.resize(N, h);
+    T* k = kept.data();
+    for (int64_t j = 0; j < N * h; ++j) k[j] = view_mask.keep(first + j) ? T(1) : T(0);  // vectorises
+    c.leftCols(h) = (kept * (cos_p.square() - sin_p.square()) + (T(1) - kept)).matrix();  // cos 2P, or cos 0
+    c.rightCols(h) = (kept * T(2) * sin_p * cos_p).matrix();                               // sin 2P, or sin 0
   }
 };
 
-// The phase contrastive loss of one set of phases as one fused node; returns [] (lamb * cl).
-// Same values and gradients as phase_contrastive_loss_composed, and the same draws from ctx.rng.
-//
-// Per list: Z = S / tep = a c^T / tep (one [N, 2h] x [2h, N] product), with -10000 on padding keys in the
-// masked mode; the positive S[t, t] / tep is Z's diagonal; loss_t = lse_t(Z) - Z[t, t] with
-// lse_t = log(sum_s exp Z[t, s] + 1e-5). The node keeps the softmax rows exp(Z - lse) [B, N, N] for
-// the backward, which recomputes a and c.
+// One list of the fused loss, forward: Z = a c^T / tep ([N, 2h] x [2h, N]), -10000 on padding keys in
+// the masked mode; the positive S[t, t] / tep is Z's diagonal; per query t, loss_t = lse_t(Z) - Z[t, t]
+// with lse_t = log(sum_s exp Z[t, s] + 1e-5). Fills f for the list (phases [N, h], ids [N], view mask
+// from index first), leaves the softmax rows exp(Z - lse) in probs [N, N] (for the backward) and returns
+// the sum of loss_t over the queries that count (all in the authors' mode, the non-padding ones in the
+// masked mode).
 template <class T>
-Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/, Var<T> w /*[h]*/,
-                              TensorView<const int32_t> ids /*[B, N]*/, double tep, double lamb, ContrastiveMode mode) {
+T contrastive_list_forward(ContrastiveOperands<T>& f, const T* phases /*[N, h]*/, const T* w /*[h]*/, int64_t first,
+                           int64_t N, int64_t h, bool two_views, const DropoutMask& view_mask, const int32_t* ids /*[N]*/,
+                           bool masked, T inv_tep, T* probs /*[N, N]*/) {
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  f.fill(phases, w, first, N, h, two_views, view_mask);
+  Eigen::Map<Matrix> z(probs, N, N);
+  z.noalias() = (f.a * f.c.transpose()) * inv_tep;  // Z = S / tep
+  if (masked)
+    for (int64_t s = 0; s < N; ++s)
+      if (ids[s] == 0) z.col(s).array() += T(-10000);
+  T total = 0;
+  for (int64_t t = 0; t < N; ++t) {
+    const T positive = z(t, t);  // a key of a counted query is never masked
+    const T m = z.row(t).maxCoeff();
+    const T lse = m + std::log((z.row(t).array() - m).exp().sum() + T(1e-5) * std::exp(-m));
+    z.row(t) = (z.row(t).array() - lse).exp().matrix();
+    if (!masked || ids[t] != 0) total += lse - positive;
+  }
+  return total;
+}
+
+// Scratch of contrastive_list_backward, kept by a thread across its lists.
+template <class T>
+struct ContrastiveGradScratch {
+  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> ds, da, dc;
+};
+
+// One list of the fused loss, backward, with f filled for the list (by the forward or again) and its
+// softmax rows probs [N, N]. u is d(loss)/d(loss_t) for a query that counts (0 for one that does not).
+// Adds to dp [N, h] (the list's rows of dP) and dw [h]:
+//   dZ = u (probs - I),   dS = dZ / tep,   da = dS c,   dc = dS^T a
+//   a = [w cos P, w sin P]:  dP += w (cos P da_sin - sin P da_cos),   dw += sum_t (cos P da_cos + sin P da_sin)
+//   c = [cos V, sin V]:      dV = cos V dc_sin - sin V dc_cos, and V = 2 P where kept (0 where dropped;
+//                            V = P without the view):  dP += 2 dV where kept (dV without the view)
+template <class T>
+void contrastive_list_backward(const ContrastiveOperands<T>& f, ContrastiveGradScratch<T>& g, const T* probs /*[N, N]*/,
+                               const T* w /*[h]*/, int64_t N, int64_t h, bool two_views, const int32_t* ids /*[N]*/,
+                               bool masked, T u, T inv_tep, T* dp /*[N, h] or null*/, T* dw /*[h] or null*/) {
   using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+  g.ds = Eigen::Map<const Matrix>(probs, N, N);
+  for (int64_t t = 0; t < N; ++t) {
+    const T scale = !masked || ids[t] != 0 ? u * inv_tep : T(0);
+    g.ds(t, t) -= T(1);
+    g.ds.row(t) *= scale;
+  }
+  g.da.noalias() = g.ds * f.c;
+  g.dc.noalias() = g.ds.transpose() * f.a;
+  auto da_cos = g.da.leftCols(h).array(), da_sin = g.da.rightCols(h).array();
+  if (dw) Eigen::Map<Row>(dw, h) += (f.cos_p * da_cos + f.sin_p * da_sin).colwise().sum();
+  if (!dp) return;
+  Eigen::Map<Array> dpl(dp, N, h);
+  dpl += (f.cos_p * da_sin - f.sin_p * da_cos).rowwise() * Eigen::Map<const Row>(w, h);
+  auto dv = f.c.leftCols(h).array() * g.dc.rightCols(h).array() - f.c.rightCols(h).array() * g.dc.leftCols(h).array();
+  if (two_views) dpl += T(2) * f.kept * dv;
+  else dpl += dv;
+}
+
+// The number of queries the mean of the loss runs over: every position (authors), or the non-padding ones.
+inline int64_t contrastive_count(const int32_t* ids, int64_t B, int64_t N, ContrastiveMode mode) {
+  if (mode == ContrastiveMode::authors) return B * N;
+  int64_t count = 0;
+  for (int64_t i = 0; i < B * N; ++i) count += ids[i] != 0;
+  return count;
+}
+
+// The phase contrastive loss of one set of phases as one fused node; returns [] (lamb * cl).
+// Same values and gradients as phase_contrastive_loss_composed, and the same draws from ctx.rng. The
+// node keeps the softmax rows [B, N, N] for the backward, which recomputes a and c.
+template <class T>
+Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/, Var<T> w /*[h]*/,
+                              TensorView<const int32_t> ids /*[B, N]*/, double tep, double lamb, ContrastiveMode mode) {
   Tape<T>& tape = ctx.tape;
   const char* op = "phase_contrastive_loss";
   require(phases.shape().rank == 3, op, "phases must be [B, N, h], got " + phases.shape().str());
@@ -153,38 +215,18 @@ Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/
   const DropoutMask view_mask = two_views ? DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * N * h)), 0.5)
                                           : DropoutMask(RandomStream(), 0, 0.0);
   const int32_t* kept_ids = tape.keep(ids).data;
-  int64_t count = B * N;
-  if (masked) {
-    count = 0;
-    for (int64_t i = 0; i < B * N; ++i) count += ids[i] != 0;
-  }
+  const int64_t count = contrastive_count(kept_ids, B, N, mode);
   const T inv_tep = T(1 / tep), scale = T(lamb / double(std::max<int64_t>(1, count)));
   const T* pv = phases.value().data;
   const T* wv = w.value().data;
-  // Does query t of list b count in the mean (every query does in the authors' mode)?
-  auto counts = [kept_ids, masked, N](int64_t b, int64_t t) { return !masked || kept_ids[b * N + t] != 0; };
 
   TensorView<T> probs = tape.alloc(Shape{B, N, N});  // softmax rows exp(Z - lse) = d lse / dZ, for the backward
   TensorView<T> per_list = tape.alloc(Shape{B});
   parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
     ContrastiveOperands<T> f;
-    for (int64_t b = b0; b < b1; ++b) {
-      f.fill(pv, wv, b, N, h, two_views, view_mask);
-      Eigen::Map<Matrix> z(probs.data + b * N * N, N, N);
-      z.noalias() = (f.a * f.c.transpose()) * inv_tep;  // Z = S / tep
-      if (masked)
-        for (int64_t s = 0; s < N; ++s)
-          if (kept_ids[b * N + s] == 0) z.col(s).array() += T(-10000);
-      T total = 0;
-      for (int64_t t = 0; t < N; ++t) {
-        const T positive = z(t, t);  // a key of a counted query is never masked
-        const T m = z.row(t).maxCoeff();
-        const T lse = m + std::log((z.row(t).array() - m).exp().sum() + T(1e-5) * std::exp(-m));
-        z.row(t) = (z.row(t).array() - lse).exp().matrix();
-        if (counts(b, t)) total += lse - positive;
-      }
-      per_list[b] = total;
-    }
+    for (int64_t b = b0; b < b1; ++b)
+      per_list[b] = contrastive_list_forward(f, pv + b * N * h, wv, b * N * h, N, h, two_views, view_mask, kept_ids + b * N,
+                                             masked, inv_tep, probs.data + b * N * N);
   });
   TensorView<T> loss = tape.alloc(Shape{});
   T total = 0;
@@ -193,45 +235,18 @@ Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/
 
   const T* probs_kept = probs.data;
   return tape.record(op, loss, {phases, w}, [=](auto, TensorView<const T> dy) {
-    // loss = scale sum_(b,t counted) [lse_t(Z) - Z[t, t]],  Z = a c^T / tep.  With u_t = dy scale (0 when
-    // query t does not count):
-    //   dZ = u (probs - I)  (row t scaled by u_t),   dS = dZ / tep,   da = dS c,   dc = dS^T a
-    //   a = [w cos P, w sin P]:  dP += w (cos P da_sin - sin P da_cos),   dw += sum_t (cos P da_cos + sin P da_sin)
-    //   c = [cos V, sin V]:      dV = cos V dc_sin - sin V dc_cos,   and V = 2 P where kept (0 where dropped;
-    //                            V = P without the view):  dP += 2 dV where kept (dV without the view)
+    // loss = scale sum_(b, t counted) loss_t  (contrastive_list_backward per list)
     T* dp = phases.requires_grad() ? phases.grad_accumulator().data : nullptr;
     T* dw = w.requires_grad() ? w.grad_accumulator().data : nullptr;
-    TensorView<T> dw_lists = phases.tape->alloc(Shape{B, h});  // per list, summed in a fixed order after
-    const T u_all = dy[0] * scale;
+    TensorView<T> dw_lists = phases.tape->zeros(Shape{B, h});  // per list, summed in a fixed order after
+    const T u = dy[0] * scale;
     parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
       ContrastiveOperands<T> f;
-      Matrix ds, da, dc;
+      ContrastiveGradScratch<T> g;
       for (int64_t b = b0; b < b1; ++b) {
-        f.fill(pv, wv, b, N, h, two_views, view_mask);
-        ds = Eigen::Map<const Matrix>(probs_kept + b * N * N, N, N);
-        for (int64_t t = 0; t < N; ++t) {
-          const T u = counts(b, t) ? u_all * inv_tep : T(0);
-          ds(t, t) -= T(1);
-          ds.row(t) *= u;
-        }
-        da.noalias() = ds * f.c;
-        dc.noalias() = ds.transpose() * f.a;
-        Eigen::Map<const Row> wr(wv, h);
-        auto da_cos = da.leftCols(h).array(), da_sin = da.rightCols(h).array();
-        if (dw) Eigen::Map<Row>(dw_lists.data + b * h, h) = (f.cos_p * da_cos + f.sin_p * da_sin).colwise().sum();
-        if (!dp) continue;
-        Eigen::Map<Array> dpl(dp + b * N * h, N, h);
-        dpl += (f.cos_p * da_sin - f.sin_p * da_cos).rowwise() * wr;
-        const T* cv = f.c.data();
-        const T* dcv = dc.data();
-        T* dpr = dp + b * N * h;
-        for (int64_t t = 0; t < N; ++t)
-          for (int64_t i = 0; i < h; ++i) {
-            const T cos_v = cv[t * 2 * h + i], sin_v = cv[t * 2 * h + h + i];
-            const T dv = cos_v * dcv[t * 2 * h + h + i] - sin_v * dcv[t * 2 * h + i];
-            if (!two_views) dpr[t * h + i] += dv;
-            else if (view_mask.keep((b * N + t) * h + i)) dpr[t * h + i] += T(2) * dv;
-          }
+        f.fill(pv + b * N * h, wv, b * N * h, N, h, two_views, view_mask);
+        contrastive_list_backward(f, g, probs_kept + b * N * N, wv, N, h, two_views, kept_ids + b * N, masked, u, inv_tep,
+                                  dp ? dp + b * N * h : nullptr, dw ? dw_lists.data + b * h : nullptr);
       }
     });
     if (dw)

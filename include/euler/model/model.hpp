@@ -27,6 +27,7 @@
 
 #include "euler/model/config.hpp"
 #include "euler/model/contrastive.hpp"
+#include "euler/model/fused_layer.hpp"
 #include "euler/nn/layers.hpp"
 #include "euler/ops/complex.hpp"
 #include "euler/ops/layout.hpp"
@@ -81,6 +82,10 @@ class EulerFormer {
   }
 
   const EulerFormerConfig& config() const { return config_; }
+  // Each layer as one fused node (model/fused_layer.hpp; the default) or composed from tape ops (the
+  // reference, always used for a Trace and for learnable frequencies). Same values and gradients.
+  void set_fused(bool on) { fused_ = on; }
+  bool fused() const { return fused_; }
   Parameters<T>& parameters() { return params_; }
   const Parameters<T>& parameters() const { return params_; }
   const std::vector<Layer>& layers() const { return layers_; }
@@ -117,7 +122,15 @@ class EulerFormer {
     if (rows.data) require(rows.shape == Shape{B}, "EulerFormer::encode", "rows must be [B], got " + rows.shape.str());
     for (size_t l = 0; l < layers_.size(); ++l) {
       bool last = l + 1 == layers_.size();
-      x = attend(ctx, layers_[l].attention, x, kept_ids, mask, contrastive, trace, prune && last ? rows : TensorView<const int32_t>{});
+      TensorView<const int32_t> layer_rows = prune && last ? rows : TensorView<const int32_t>{};
+      if (fused_ && trace == nullptr && layers_[l].attention.freq < 0) {
+        FusedLayerOutputs<T> out = fused_layer(ctx, fused_spec(contrastive != nullptr), fused_inputs(ctx, layers_[l], contrastive != nullptr),
+                                               x, kept_ids, rows_of_const(alpha_, N), layer_rows);
+        x = out.out;
+        if (out.contrastive.tape) *contrastive = *contrastive + out.contrastive;
+        continue;
+      }
+      x = attend(ctx, layers_[l].attention, x, kept_ids, mask, contrastive, trace, layer_rows);
       x = layers_[l].feed_forward.forward(ctx, x);
     }
     if (prune) return reshape(x, Shape{B, c.hidden_size});
@@ -264,6 +277,47 @@ class EulerFormer {
   static TensorView<T> rows_of(const Tensor<T>& table, int64_t n) {
     return {table.shape().with(0, n), table.data()};
   }
+  static TensorView<const T> rows_of_const(const Tensor<T>& table, int64_t n) {
+    return {table.shape().with(0, n), table.data()};
+  }
+
+  // The fused layer's settings and its parameters on the tape (see fused_layer.hpp).
+  FusedLayerSpec fused_spec(bool want_contrastive) const {
+    const EulerFormerConfig& c = config_;
+    FusedLayerSpec s;
+    s.D = c.hidden_size;
+    s.H = c.n_heads;
+    s.I = c.inner_size;
+    s.causal = c.backbone == Backbone::sasrec;
+    s.gelu = c.hidden_act == Activation::gelu;
+    s.eps = c.layer_norm_eps;
+    s.attn_dropout = c.attn_dropout_prob;
+    s.hidden_dropout = c.hidden_dropout_prob;
+    bool euler_rotation = c.uses_euler() && c.differential_rotation;
+    s.rotation = c.pos == PosScheme::rope ? LayerRotation::rope : euler_rotation ? LayerRotation::euler : LayerRotation::none;
+    s.contrastive = want_contrastive && euler_rotation && c.lamb > 0;
+    s.tep = c.tep;
+    s.lamb = c.lamb;
+    s.contrastive_mode = c.contrastive_mode;
+    return s;
+  }
+  FusedLayerInputs<T> fused_inputs(const Context<T>& ctx, const Layer& layer, bool want_contrastive) const {
+    const MultiHeadAttention& a = layer.attention;
+    const FeedForward<T>& f = layer.feed_forward;
+    FusedLayerInputs<T> in;
+    in.wq = ctx.param(a.query.weight), in.bq = ctx.param(a.query.bias);
+    in.wk = ctx.param(a.key.weight), in.bk = ctx.param(a.key.bias);
+    in.wv = ctx.param(a.value.weight), in.bv = ctx.param(a.value.bias);
+    in.wd = ctx.param(a.dense.weight), in.bd = ctx.param(a.dense.bias);
+    in.g1 = ctx.param(a.norm.weight), in.be1 = ctx.param(a.norm.bias);
+    in.w1 = ctx.param(f.dense_1.weight), in.b1 = ctx.param(f.dense_1.bias);
+    in.w2 = ctx.param(f.dense_2.weight), in.b2 = ctx.param(f.dense_2.bias);
+    in.g2 = ctx.param(f.norm.weight), in.be2 = ctx.param(f.norm.bias);
+    if (a.delta >= 0) in.delta = ctx.param(a.delta);
+    if (a.bias >= 0) in.bias = ctx.param(a.bias);
+    if (a.w >= 0 && want_contrastive && fused_spec(true).contrastive) in.w = ctx.param(a.w);
+    return in;
+  }
 
   // Additive mask [B, 1, N, N]: key s is visible to query t when ids[s] != 0 and (SASRec) s <= t;
   // hidden keys get -10000 as in the authors' code.
@@ -346,8 +400,10 @@ class EulerFormer {
       }
       if (contrastive && a.w >= 0) {
         Var<T> w = ctx.param(a.w);
-        *contrastive = *contrastive + phase_contrastive_loss(ctx, query_phase, w, ids, c.tep, c.lamb, c.contrastive_mode) +
-                       phase_contrastive_loss(ctx, key_phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
+        // Two statements: the query term draws its view from ctx.rng before the key term.
+        Var<T> query_term = phase_contrastive_loss(ctx, query_phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
+        Var<T> key_term = phase_contrastive_loss(ctx, key_phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
+        *contrastive = *contrastive + query_term + key_term;
       }
     }
     if (rows.data) {  // one query per list: its row of q, of x and of the mask
@@ -375,6 +431,7 @@ class EulerFormer {
   LayerNorm<T> input_norm_;
   std::vector<Layer> layers_;
   Tensor<T> alpha_, sinusoid_, positions_;
+  bool fused_ = true;
 };
 
 }  // namespace euler

@@ -337,6 +337,76 @@ void add_reduced(const T* a, const T* b, int64_t rows, int64_t cols, Var<T> targ
   for (T c : columns) g[0] += c;  // a fixed order
 }
 
+// The kernels of the two ops below, over the complex numbers [c0, c1) of x (absolute indices, so that
+// c % half is the channel and c % inner the angle). The fused transformer layer (model/fused_layer.hpp)
+// runs them on its tiles.
+//
+// Per number c (channel t = c % half):  theta[c] = atan2(im, re),  out[c] = delta_t theta + bias_t + angle[c % inner].
+// delta and bias may be null (1 and 0); their steps are 1 for [D/2] and 0 for [].
+template <class T>
+void euler_phase_kernel(const T* x, int64_t c0, int64_t c1, int64_t half, const T* delta, int64_t d_step, const T* bias,
+                        int64_t b_step, const T* angle, int64_t inner, T* theta, T* out) {
+  for (int64_t c = c0; c < c1; ++c) theta[c] = atan2_vec(x[2 * c + 1], x[2 * c]);
+  for (int64_t c = c0; c < c1; ++c) {
+    int64_t t = c % half;
+    T value = delta ? delta[t * d_step] * theta[c] : theta[c];
+    out[c] = value + (bias ? bias[t * b_step] : T(0)) + angle[c % inner];
+  }
+}
+
+// dx += d out / dx dout:  dre += -dout delta im / lambda^2,  dim += dout delta re / lambda^2  (0 at lambda = 0),
+// written as (im / lambda) / lambda so that a tiny lambda cannot overflow.
+template <class T>
+void euler_phase_dx_kernel(const T* x, const T* dout, int64_t c0, int64_t c1, int64_t half, const T* delta, int64_t d_step, T* dx) {
+  for (int64_t c = c0; c < c1; ++c) {
+    T re = x[2 * c], im = x[2 * c + 1];
+    T lambda = std::sqrt(re * re + im * im);
+    T scale = lambda > T(0) ? dout[c] * (delta ? delta[(c % half) * d_step] : T(1)) / lambda : T(0);
+    T inv = lambda > T(0) ? T(1) / lambda : T(0);
+    dx[2 * c] -= scale * (im * inv);
+    dx[2 * c + 1] += scale * (re * inv);
+  }
+}
+
+// y[c] = |x_c| (cos phase[c], sin phase[c]), cos and sin a block at a time (vectorised by Eigen).
+template <class T>
+void with_phase_kernel(const T* x, const T* phase, int64_t c0, int64_t c1, T* y) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  constexpr int64_t kBlock = 256;
+  alignas(64) T cs[kBlock], sn[kBlock];
+  for (int64_t b0 = c0; b0 < c1; b0 += kBlock) {
+    int64_t n = std::min(kBlock, c1 - b0);
+    Eigen::Map<A>(cs, n) = Eigen::Map<const A>(phase + b0, n).cos();
+    Eigen::Map<A>(sn, n) = Eigen::Map<const A>(phase + b0, n).sin();
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t c = b0 + i;
+      T lambda = std::sqrt(x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1]);
+      y[2 * c] = lambda * cs[i];
+      y[2 * c + 1] = lambda * sn[i];
+    }
+  }
+}
+
+// Backward of with_phase_kernel, y = lambda (cos p, sin p), lambda = |x|:
+//   dphase += dy_im y_re - dy_re y_im
+//   dlambda = dy_re cos p + dy_im sin p = (dy . y) / lambda,  dx += dlambda x / lambda = (dy . y) x / lambda^2
+// dx or dphase may be null.
+template <class T>
+void with_phase_backward_kernel(const T* x, const T* y, const T* dy, int64_t c0, int64_t c1, T* dx, T* dphase) {
+  for (int64_t c = c0; c < c1; ++c) {
+    T y_re = y[2 * c], y_im = y[2 * c + 1], dy_re = dy[2 * c], dy_im = dy[2 * c + 1];
+    if (dphase) dphase[c] += dy_im * y_re - dy_re * y_im;
+    if (dx) {
+      T re = x[2 * c], im = x[2 * c + 1];
+      T lambda = std::sqrt(re * re + im * im);
+      T inv = lambda > T(0) ? T(1) / lambda : T(0);
+      T scale = (dy_re * y_re + dy_im * y_im) * inv;
+      dx[2 * c] += scale * (re * inv);
+      dx[2 * c + 1] += scale * (im * inv);
+    }
+  }
+}
+
 // theta~ = delta * arg(x) + bias + angle: x [..., D] -> [..., D/2]. delta and bias are [] or [D/2]
 // (pass an empty Var{} to leave one out: delta 1, bias 0); angle [S...] is a suffix of [..., D/2]
 // (typically [N, D/2], the same for every list). arg is atan2 (atan2_vec), with gradient 0 at x = 0.
@@ -364,12 +434,7 @@ Var<T> euler_phase(Var<T> x /*[..., D]*/, Var<T> delta, Var<T> bias, Var<T> angl
   const int64_t d_step = delta.tape && delta.numel() > 1 ? 1 : 0, b_step = bias.tape && bias.numel() > 1 ? 1 : 0;
   const T* av = angle.value().data;
   parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) theta[c] = atan2_vec(xv[2 * c + 1], xv[2 * c]);
-    for (int64_t c = c0; c < c1; ++c) {
-      int64_t t = c % half;
-      T value = dv ? dv[t * d_step] * theta[c] : theta[c];
-      out[c] = value + (bv ? bv[t * b_step] : T(0)) + av[c % inner];
-    }
+    euler_phase_kernel(xv, c0, c1, half, dv, d_step, bv, b_step, av, inner, theta.data, out.data);
   });
 
   const T* theta_kept = theta.data;
@@ -380,22 +445,14 @@ Var<T> euler_phase(Var<T> x /*[..., D]*/, Var<T> delta, Var<T> bias, Var<T> angl
   return tape.record_n(op, out, inputs.data(), n_inputs,
                        [x, delta, bias, angle, theta_kept, count, half, inner, d_step](auto, TensorView<const T> dout) {
     // out = delta theta + b + angle, theta = atan2(im, re)
-    //   =>  dx:     dre += -dout delta im / lambda^2,  dim += dout delta re / lambda^2  (0 at lambda = 0)
-    //       ddelta += sum dout theta,  db += sum dout  (over rows; and over channels when [])
-    //       dangle += dout summed over the blocks that share the angle
+    //   =>  dx (euler_phase_dx_kernel),  ddelta += sum dout theta,  db += sum dout  (over rows; and over
+    //       channels when []),  dangle += dout summed over the blocks that share the angle
     if (x.requires_grad()) {
       T* dx = x.grad_accumulator().data;
       const T* xv = x.value().data;
       const T* dv = delta.tape ? delta.value().data : nullptr;
       parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c) {
-          T re = xv[2 * c], im = xv[2 * c + 1];
-          T lambda = std::sqrt(re * re + im * im);  // (im / lambda) / lambda: no overflow for tiny lambda
-          T scale = lambda > T(0) ? dout[c] * (dv ? dv[(c % half) * d_step] : T(1)) / lambda : T(0);
-          T inv = lambda > T(0) ? T(1) / lambda : T(0);
-          dx[2 * c] -= scale * (im * inv);
-          dx[2 * c + 1] += scale * (re * inv);
-        }
+        euler_phase_dx_kernel(xv, dout.data, c0, c1, half, dv, d_step, dx);
       });
     }
     int64_t rows = count / half;
@@ -419,42 +476,14 @@ Var<T> with_phase(Var<T> x /*[..., D]*/, Var<T> phase /*[..., D/2]*/) {
   TensorView<T> y = x.tape->alloc(x.shape());
   const T* xv = x.value().data;
   const T* pv = phase.value().data;
-  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
-  parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
-    constexpr int64_t kBlock = 256;  // cos and sin of a block at a time, vectorised by Eigen
-    alignas(64) T cs[kBlock], sn[kBlock];
-    for (int64_t b0 = c0; b0 < c1; b0 += kBlock) {
-      int64_t n = std::min(kBlock, c1 - b0);
-      Eigen::Map<A>(cs, n) = Eigen::Map<const A>(pv + b0, n).cos();
-      Eigen::Map<A>(sn, n) = Eigen::Map<const A>(pv + b0, n).sin();
-      for (int64_t i = 0; i < n; ++i) {
-        int64_t c = b0 + i;
-        T lambda = std::sqrt(xv[2 * c] * xv[2 * c] + xv[2 * c + 1] * xv[2 * c + 1]);
-        y[2 * c] = lambda * cs[i];
-        y[2 * c + 1] = lambda * sn[i];
-      }
-    }
-  });
+  parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) { with_phase_kernel(xv, pv, c0, c1, y.data); });
   return x.tape->record(op, y, {x, phase}, [x, phase, count](TensorView<const T> y, TensorView<const T> dy) {
-    // y = lambda (cos p, sin p), lambda = |x|
-    //   =>  dphase += dy_im y_re - dy_re y_im
-    //       dlambda = dy_re cos p + dy_im sin p = (dy . y) / lambda,  dx += dlambda x / lambda = (dy . y) x / lambda^2
+    // y = lambda (cos p, sin p), lambda = |x|  (with_phase_backward_kernel)
     T* dx = x.requires_grad() ? x.grad_accumulator().data : nullptr;
     T* dphase = phase.requires_grad() ? phase.grad_accumulator().data : nullptr;
     const T* xv = x.value().data;
     parallel_for(count, kComplexGrain, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        T y_re = y[2 * c], y_im = y[2 * c + 1], dy_re = dy[2 * c], dy_im = dy[2 * c + 1];
-        if (dphase) dphase[c] += dy_im * y_re - dy_re * y_im;
-        if (dx) {
-          T re = xv[2 * c], im = xv[2 * c + 1];
-          T lambda = std::sqrt(re * re + im * im);
-          T inv = lambda > T(0) ? T(1) / lambda : T(0);
-          T scale = (dy_re * y_re + dy_im * y_im) * inv;
-          dx[2 * c] += scale * (re * inv);
-          dx[2 * c + 1] += scale * (im * inv);
-        }
-      }
+      with_phase_backward_kernel(xv, y.data, dy.data, c0, c1, dx, dphase);
     });
   });
 }

@@ -270,6 +270,21 @@ Var<T> div(Var<T> a, Var<T> b) {
 // ---- unary math -------------------------------------------------------------------------------
 // Each: y = f(x) forward, dx += dy * f'(x) backward, written with Eigen arrays (vectorised).
 
+// GELU (exact, erf form) and its slope on an Eigen array expression; the gelu op below and the fused
+// transformer layer (model/fused_layer.hpp) both use these.
+//   gelu(x) = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2;   gelu'(x) = Phi(x) + x phi(x)
+template <class X>
+auto gelu_value(const X& x) {
+  using T = typename X::Scalar;
+  return T(0.5) * x * (T(1) + (x * T(std::numbers::sqrt2 / 2)).erf());
+}
+template <class X>
+auto gelu_slope(const X& x) {
+  using T = typename X::Scalar;
+  return T(0.5) * (T(1) + (x * T(std::numbers::sqrt2 / 2)).erf()) +
+         x * T(1 / std::sqrt(2 * std::numbers::pi)) * (T(-0.5) * x * x).exp();
+}
+
 #define EULER_UNARY_OP(NAME, FORWARD, BACKWARD)                                                        \
   template <class T>                                                                                   \
   Var<T> NAME(Var<T> x) {                                                                              \
@@ -304,9 +319,7 @@ EULER_UNARY_OP(relu,    X.max(T(0)),                     DY * (X > T(0)).templat
 EULER_UNARY_OP(sigmoid, (T(1) + (-X).exp()).inverse(),   DY * Y * (T(1) - Y))
 EULER_UNARY_OP(square,  X.square(),                      DY * T(2) * X)
 // gelu (exact, erf form): y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2,  dy/dx = Phi(x) + x phi(x)
-EULER_UNARY_OP(gelu,    T(0.5) * X * (T(1) + (X * T(std::numbers::sqrt2 / 2)).erf()),
-               DY * (T(0.5) * (T(1) + (X * T(std::numbers::sqrt2 / 2)).erf()) +
-                     X * T(1 / std::sqrt(2 * std::numbers::pi)) * (T(-0.5) * X * X).exp()))
+EULER_UNARY_OP(gelu,    gelu_value(X),                   DY * gelu_slope(X))
 #undef EULER_UNARY_OP
 
 // atan2(y, x), elementwise over equal shapes: the angle of the point (x, y).

@@ -86,6 +86,16 @@ void flush_subnormals(T* values, int64_t n) {
   for (int64_t i = 0; i < n; ++i) values[i] = values[i] < kSmallestNormal ? T(0) : values[i];  // vectorises
 }
 
+// z[0, S) = exp(z - max) / sum(exp(z - max)), given max = max z (finite); subnormals flushed to 0.
+template <class T>
+void softmax_in_place(T* z, int64_t S, T max) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Eigen::Map<A> zr(z, S);
+  zr = (zr - max).exp();
+  flush_subnormals(z, S);
+  zr *= T(1) / zr.sum();
+}
+
 // Forward of softmax (or of log_softmax when `log`) over the last axis, row by row.
 // y[r] = exp(z - max z) / sum(exp(z - max z)), z = x[r] + mask row; a row of -inf gives 0 (log: -inf).
 template <class T>
@@ -115,9 +125,7 @@ void softmax_rows(const char* op, Var<T> x, TensorView<const T> mask, TensorView
         const T log_sum = std::log((yr - max).exp().sum());
         yr = yr - max - log_sum;  // in this order: (z - max) is exact near the max
       } else {
-        yr = (yr - max).exp();
-        flush_subnormals(y.data + r * S, S);
-        yr *= T(1) / yr.sum();
+        softmax_in_place(y.data + r * S, S, max);
       }
     }
   });
@@ -187,6 +195,38 @@ Var<T> log_softmax(Var<T> x /*[..., S]*/) {
 
 // ---- layer_norm ---------------------------------------------------------------------------------
 
+// One row of layer_norm: y = (x - mean) rstd gamma + beta over D elements; stats = {mean, rstd}.
+template <class T>
+void layer_norm_row(const T* x, const T* gamma, const T* beta, T* y, int64_t D, T eps, T* stats) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Eigen::Map<const A> xr(x, D), g(gamma, D), b(beta, D);
+  const T mean = xr.sum() / T(D);
+  const T var = (xr - mean).square().sum() / T(D);  // two passes: no cancellation
+  const T rstd = T(1) / std::sqrt(var + eps);
+  Eigen::Map<A>(y, D) = (xr - mean) * rstd * g + b;
+  stats[0] = mean;
+  stats[1] = rstd;
+}
+
+// Backward of one row: y = xhat gamma + beta, xhat = (x - mean) rstd  =>
+//   dbeta += dy,  dgamma += dy xhat,  dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dy gamma.
+// dx, dgamma and dbeta may each be null (not wanted).
+template <class T>
+void layer_norm_row_backward(const T* x, const T* dy, const T* gamma, const T* stats, int64_t D, T* dx, T* dgamma, T* dbeta) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const T mean = stats[0], rstd = stats[1];
+  Eigen::Map<const A> xr(x, D), dyr(dy, D), g(gamma, D);
+  auto xhat = (xr - mean) * rstd;
+  if (dgamma) Eigen::Map<A>(dgamma, D) += dyr * xhat;
+  if (dbeta) Eigen::Map<A>(dbeta, D) += dyr;
+  if (dx) {
+    auto dxhat = dyr * g;
+    const T mean_dxhat = dxhat.sum() / T(D);
+    const T mean_dxhat_xhat = (dxhat * xhat).sum() / T(D);
+    Eigen::Map<A>(dx, D) += rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
+  }
+}
+
 // y = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis, with the biased variance (as
 // PyTorch). Row mean and 1/sqrt(var + eps) are kept on the tape for the backward.
 template <class T>
@@ -205,46 +245,24 @@ Var<T> layer_norm(Var<T> x /*[..., D]*/, Var<T> gamma /*[D]*/, Var<T> beta /*[D]
   TensorView<T> y = x.tape->alloc(s);
   T* stats = x.tape->alloc(Shape{rows, 2}).data;  // per row: mean, rstd = 1 / sqrt(var + eps)
   const T* xv = x.value().data;
-  Eigen::Map<const A> g(gamma.value().data, D), b(beta.value().data, D);
+  const T *g = gamma.value().data, *b = beta.value().data;
   parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      Eigen::Map<const A> xr(xv + r * D, D);
-      const T mean = xr.sum() / T(D);
-      const T var = (xr - mean).square().sum() / T(D);  // two passes: no cancellation
-      const T rstd = T(1) / std::sqrt(var + eps);
-      Eigen::Map<A>(y.data + r * D, D) = (xr - mean) * rstd * g + b;
-      stats[2 * r] = mean;
-      stats[2 * r + 1] = rstd;
-    }
+    for (int64_t r = r0; r < r1; ++r) layer_norm_row(xv + r * D, g, b, y.data + r * D, D, eps, stats + 2 * r);
   });
   return x.tape->record("layer_norm", y, {x, gamma, beta}, [x, gamma, beta, stats, rows, D](auto, TensorView<const T> dy) {
-    // y = xhat * gamma + beta, xhat = (x - mean) * rstd  =>
-    //   dbeta += sum_rows dy,  dgamma += sum_rows dy * xhat,
-    //   dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * gamma
     const bool need_dx = x.requires_grad(), need_params = gamma.requires_grad() || beta.requires_grad();
     T* dx = need_dx ? x.grad_accumulator().data : nullptr;
     const int64_t chunks = reduction_chunks(rows, D);
     T* partial = need_params ? x.tape->alloc(Shape{chunks, 2, D}).data : nullptr;  // per chunk: dgamma, dbeta sums
     const T* xv = x.value().data;
-    Eigen::Map<const A> g(gamma.value().data, D);
+    const T* g = gamma.value().data;
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        if (need_params) Eigen::Map<A>(partial + c * 2 * D, 2 * D).setZero();
-        for (int64_t r = rows * c / chunks; r < rows * (c + 1) / chunks; ++r) {
-          const T mean = stats[2 * r], rstd = stats[2 * r + 1];
-          Eigen::Map<const A> xr(xv + r * D, D), dyr(dy.data + r * D, D);
-          auto xhat = (xr - mean) * rstd;
-          if (need_params) {
-            Eigen::Map<A>(partial + c * 2 * D, D) += dyr * xhat;
-            Eigen::Map<A>(partial + c * 2 * D + D, D) += dyr;
-          }
-          if (need_dx) {
-            auto dxhat = dyr * g;
-            const T mean_dxhat = dxhat.sum() / T(D);
-            const T mean_dxhat_xhat = (dxhat * xhat).sum() / T(D);
-            Eigen::Map<A>(dx + r * D, D) += rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
-          }
-        }
+        T* dgamma = need_params ? partial + c * 2 * D : nullptr;
+        if (dgamma) Eigen::Map<A>(dgamma, 2 * D).setZero();
+        for (int64_t r = rows * c / chunks; r < rows * (c + 1) / chunks; ++r)
+          layer_norm_row_backward(xv + r * D, dy.data + r * D, g, stats + 2 * r, D, need_dx ? dx + r * D : nullptr, dgamma,
+                                  dgamma ? dgamma + D : nullptr);
       }
     });
     if (!need_params) return;
@@ -279,8 +297,20 @@ struct DropoutMask {
     x *= 0x846CA68Bu;
     return x ^ (x >> 16);
   }
-  bool keep(int64_t i) const { return (lowbias32(lowbias32(uint32_t(i) ^ key0) + key1) >> 8) >= threshold; }
+  [[gnu::always_inline]] bool keep(int64_t i) const { return (lowbias32(lowbias32(uint32_t(i) ^ key0) + key1) >> 8) >= threshold; }
 };
+
+// out[i] = (or += when kAccumulate) keep(first + i) ? x[i] * scale : 0, for i in [0, n): the dropout of a
+// run of elements whose first one is element `first` of the masked tensor. A loop the compiler vectorises.
+template <bool kAccumulate, class T>
+void apply_dropout(const DropoutMask& mask, int64_t first, const T* x, T* out, int64_t n, T scale) {
+  const DropoutMask m = mask;  // a local copy the vectoriser can trust
+  for (int64_t i = 0; i < n; ++i) {
+    const T kept = m.keep(first + i) ? x[i] * scale : T(0);
+    if constexpr (kAccumulate) out[i] += kept;
+    else out[i] = kept;
+  }
+}
 
 // Inverted dropout, as PyTorch in training mode: each element is kept with probability 1 - p and scaled
 // by 1 / (1 - p), or zeroed. p == 0 returns x itself (no node; use it for evaluation). The mask is
@@ -300,16 +330,12 @@ Var<T> dropout(Var<T> x /*[...]*/, std::type_identity_t<T> p, Rng& rng) {
   TensorView<T> y = x.tape->alloc(x.shape());
   const T* xv = x.value().data;
   T* yv = y.data;
-  for_chunks(y.numel(), [=](int64_t i0, int64_t i1) {  // by value: locals the vectoriser can trust
-    for (int64_t i = i0; i < i1; ++i) yv[i] = mask.keep(i) ? xv[i] * scale : T(0);
-  });
+  for_chunks(y.numel(), [=](int64_t i0, int64_t i1) { apply_dropout<false>(mask, i0, xv + i0, yv + i0, i1 - i0, scale); });
   return x.tape->record("dropout", y, {x}, [x, mask, scale](auto, TensorView<const T> dy) {
     // y = keep ? x * scale : 0  =>  dx += keep ? dy * scale : 0 (the mask regenerated from stream and base)
     T* dx = x.grad_accumulator().data;
     const T* dyv = dy.data;
-    for_chunks(dy.numel(), [=](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) dx[i] += mask.keep(i) ? dyv[i] * scale : T(0);
-    });
+    for_chunks(dy.numel(), [=](int64_t i0, int64_t i1) { apply_dropout<true>(mask, i0, dyv + i0, dx + i0, i1 - i0, scale); });
   });
 }
 

@@ -1,0 +1,574 @@
+// euler/model/fused_layer.hpp: one transformer layer of EulerFormer as a single tape node, computed in
+// tiles of a few lists that stay in cache, with the layer recomputed tile by tile in backward.
+//
+// The composed layer (model.hpp: attend() and FeedForward) records ~40 nodes whose values are each a
+// [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, each op is a pass over main
+// memory, and this machine moves about 5 GB/s (docs/performance.md). This node does the same arithmetic
+// on tiles of L lists (L N ~ 256 rows), whose intermediates fit in the core's L2 cache, and keeps nothing
+// but its output: backward recomputes a tile's forward, then backpropagates through it. Values, gradients
+// and random draws are those of the composed layer (tests compare them in double precision), which stays
+// the readable definition and serves the study tools (Trace) and the configurations this node leaves
+// out (learnable frequencies).
+//
+// One tile, as the composed layer computes it (rows are positions of the tile's lists; Q the rows that
+// query: all of them, or one per list when `rows` is given, see EulerFormer::encode):
+//   q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv                                   [R, D]
+//   rotation: rope  q~ = q e^{i alpha}, k~ = k e^{i alpha}
+//             euler theta_q = delta arg q + b + alpha, q~ = |q| e^{i theta_q}; the same for k without b
+//   contrastive (euler): per list cl(theta_q) + cl(theta_k) (model/contrastive.hpp), a second output
+//   per head:  P = softmax(q~ k~^T / sqrt(dh) + mask) [Q, N];  context = dropout(P) v      [Q, D]
+//   h1 = LN1(dropout(context Wd^T + bd) + x)                                              [Q, D]
+//   out = LN2(dropout(act(h1 W1^T + b1) W2^T + b2) + h1)                                  [Q, D]
+// Backward runs these lines in reverse (see backward_tile); parameter gradients accumulate per thread and
+// are added in thread order, so a given thread count always gives the same bits.
+//
+//     FusedLayerInputs<float> in{...};                     // the layer's parameters as tape Vars
+//     auto [out, contrastive] = fused_layer(ctx, spec, in, x, ids, rows);
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "euler/model/config.hpp"
+#include "euler/model/contrastive.hpp"
+#include "euler/nn/layers.hpp"
+#include "euler/ops/complex.hpp"
+#include "euler/ops/nn.hpp"
+
+namespace euler {
+
+enum class LayerRotation { none, rope, euler };
+
+// What the layer computes, fixed per model (from EulerFormerConfig).
+struct FusedLayerSpec {
+  int64_t D = 64, H = 2, I = 256;  // hidden, heads, feed-forward width
+  bool causal = true;              // SASRec (key s visible to query t when s <= t); BERT4Rec: false
+  bool gelu = true;                // else relu
+  double eps = 1e-12;              // both LayerNorms
+  double attn_dropout = 0, hidden_dropout = 0;
+  LayerRotation rotation = LayerRotation::none;
+  bool contrastive = false;        // the phase contrastive terms (euler, lamb > 0)
+  double tep = 1, lamb = 0;
+  ContrastiveMode contrastive_mode = ContrastiveMode::authors;
+};
+
+// The layer's parameters on the tape (empty Vars where a scheme has none).
+template <class T>
+struct FusedLayerInputs {
+  Var<T> wq, bq, wk, bk, wv, bv;  // [D, D], [D]
+  Var<T> wd, bd, g1, be1;         // attention output projection, its LayerNorm
+  Var<T> w1, b1, w2, b2, g2, be2; // feed-forward [I, D], [I], [D, I], [D], LayerNorm
+  Var<T> delta, bias, w;          // euler: [] or [D/2], [] or [D/2] (or empty), [D/2] (contrastive weights)
+
+  static constexpr size_t kCount = 19;
+  std::array<Var<T>, kCount> all() const {
+    return {wq, bq, wk, bk, wv, bv, wd, bd, g1, be1, w1, b1, w2, b2, g2, be2, delta, bias, w};
+  }
+};
+
+// Everything both passes read, in tape memory (the backward closure keeps a pointer to it).
+template <class T>
+struct FusedLayerPlan {
+  Var<T> x;                         // [B, N, D]
+  FusedLayerInputs<T> in;
+  FusedLayerSpec spec;
+  int64_t B = 0, N = 0, L = 1;      // lists, list length, lists per tile
+  const int32_t* ids = nullptr;     // [B, N]
+  const int32_t* rows = nullptr;    // [B] the query row of each list, or null (every row queries)
+  const T* cos_alpha = nullptr;     // [N, D/2] (rope)
+  const T* sin_alpha = nullptr;
+  const T* alpha = nullptr;         // [N, D/2] (euler)
+  bool dropout_on = false;
+  DropoutMask view_q{RandomStream(), 0, 0.0}, view_k{RandomStream(), 0, 0.0};  // contrastive views
+  DropoutMask attn_mask{RandomStream(), 0, 0.0}, dense_mask{RandomStream(), 0, 0.0}, ffn_mask{RandomStream(), 0, 0.0};
+  T contrastive_scale = 0;          // lamb / count
+  T d_contrastive = 0;              // d(loss)/d(contrastive output), set by that output's backward
+
+  int64_t queries_per_list() const { return rows ? 1 : N; }
+  int64_t first_query(int64_t b) const { return rows ? rows[b] : 0; }  // list b's queries: rows first.. first + Qn
+};
+
+namespace fused_detail {
+
+template <class T>
+using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using MatrixMapC = Eigen::Map<const Matrix<T>>;
+template <class T>
+using MatrixMapM = Eigen::Map<Matrix<T>>;
+template <class T>
+using ArrayRow = Eigen::Array<T, 1, Eigen::Dynamic>;
+// Scratch vectors are aligned like Eigen's own matrices (64 bytes with AVX-512): Eigen's vectorised
+// sums start their packets at the first aligned element, so a sum over memory whose alignment changes
+// from run to run would change in the last bit.
+template <class T>
+using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
+
+// A parameter's value as a matrix (or vector), read-only.
+template <class T>
+MatrixMapC<T> mat(Var<T> v, int64_t rows, int64_t cols) {
+  return MatrixMapC<T>(v.value().data, rows, cols);
+}
+template <class T>
+Eigen::Map<const ArrayRow<T>> row(Var<T> v, int64_t n) {
+  return Eigen::Map<const ArrayRow<T>>(v.value().data, n);
+}
+
+// y = x W^T + b over the rows of a tile: x [R, in], W [out, in], b [out].
+template <class T, class X>
+void linear_rows(const X& x, Var<T> W, Var<T> b, Matrix<T>& y) {
+  const int64_t out = W.size(0), in = W.size(1);
+  y.resize(x.rows(), out);
+  y.noalias() = x * mat(W, out, in).transpose();
+  y.array().rowwise() += row(b, out);
+}
+
+// One tile's intermediates (per thread, reused across tiles).
+template <class T>
+struct Tile {
+  int64_t b0 = 0, lists = 0, R = 0, Q = 0;   // first list, lists, rows, query rows
+  Matrix<T> x_q;                             // [Q, D] x at the query rows
+  Matrix<T> q, k, v;                         // [R, D] projections
+  Matrix<T> q_rot, k_rot;                    // [R, D] after the rotation (euler, rope)
+  Matrix<T> arg_q, arg_k;                    // [R, D/2] arg q, arg k (euler)
+  Matrix<T> phase_q, phase_k;                // [R, D/2] theta_q, theta_k (euler)
+  Matrix<T> probs;                           // [lists H Qn, N] softmax rows, Qn queries per list
+  Matrix<T> probs_kept;                      // the same after attention dropout
+  Matrix<T> context;                         // [Q, D]
+  Matrix<T> dense;                           // [Q, D] context Wd^T + bd
+  Matrix<T> z1, h1, stats1;                  // [Q, D] dropout(dense) + x, LN1 of it; [Q, 2]
+  Matrix<T> a1, f;                           // [Q, I] h1 W1^T + b1 and act(a1)
+  Matrix<T> f2, z2, stats2;                  // [Q, D] f W2^T + b2, dropout(f2) + h1; [Q, 2]
+  AlignedVector<T> contrastive_probs;        // [lists, 2, N, N]
+  ContrastiveOperands<T> operands;
+  ContrastiveGradScratch<T> grad_scratch;
+  // backward
+  Matrix<T> dz2, df2, df, da1, dh1, dz1, ddense, dcontext, dq_rot, dk_rot, dv, dq, dk, dphase_q, dphase_k;
+  Matrix<T> dprobs;
+};
+
+}  // namespace fused_detail
+
+// ---- forward of one tile --------------------------------------------------------------------------
+
+// Lists [b0, b1): the tile's output rows [Q, D] go to out_tile; per-list contrastive sums (when on) to
+// contrastive_per_list[b] (null: not wanted).
+template <class T>
+void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t b0, int64_t b1, T* out_tile,
+                  T* contrastive_per_list) {
+  using namespace fused_detail;
+  const FusedLayerSpec& s = p.spec;
+  const int64_t N = p.N, D = s.D, H = s.H, dh = D / H, half = D / 2, Qn = p.queries_per_list();
+  t.b0 = b0;
+  t.lists = b1 - b0;
+  t.R = t.lists * N;
+  t.Q = t.lists * Qn;
+  const int64_t R = t.R, Q = t.Q;
+  MatrixMapC<T> x(p.x.value().data + b0 * N * D, R, D);  // [R, D]
+
+  // q, k, v = x W^T + b
+  linear_rows(x, p.in.wq, p.in.bq, t.q);
+  linear_rows(x, p.in.wk, p.in.bk, t.k);
+  linear_rows(x, p.in.wv, p.in.bv, t.v);
+
+  // Rotation of q and k (the same kernels as the composed ops; c indexes the tile's complex numbers).
+  const T* qr = t.q.data();
+  const T* kr = t.k.data();
+  if (s.rotation == LayerRotation::rope) {
+    t.q_rot.resize(R, D);
+    t.k_rot.resize(R, D);
+    for (int64_t c = 0; c < R * half; ++c) {
+      const int64_t a = c % (N * half);  // the angle: position and channel
+      const T cs = p.cos_alpha[a], sn = p.sin_alpha[a];
+      for (auto [src, dst] : {std::pair{t.q.data(), t.q_rot.data()}, std::pair{t.k.data(), t.k_rot.data()}}) {
+        const T re = src[2 * c], im = src[2 * c + 1];
+        dst[2 * c] = re * cs - im * sn;
+        dst[2 * c + 1] = re * sn + im * cs;
+      }
+    }
+    qr = t.q_rot.data();
+    kr = t.k_rot.data();
+  } else if (s.rotation == LayerRotation::euler) {
+    const T* dv = p.in.delta.tape ? p.in.delta.value().data : nullptr;
+    const T* bv = p.in.bias.tape ? p.in.bias.value().data : nullptr;
+    const int64_t d_step = dv && p.in.delta.numel() > 1 ? 1 : 0, b_step = bv && p.in.bias.numel() > 1 ? 1 : 0;
+    for (auto* m : {&t.arg_q, &t.arg_k, &t.phase_q, &t.phase_k}) m->resize(R, half);
+    t.q_rot.resize(R, D);
+    t.k_rot.resize(R, D);
+    euler_phase_kernel(t.q.data(), 0, R * half, half, dv, d_step, bv, b_step, p.alpha, N * half, t.arg_q.data(), t.phase_q.data());
+    euler_phase_kernel(t.k.data(), 0, R * half, half, dv, d_step, static_cast<const T*>(nullptr), 0, p.alpha, N * half,
+                       t.arg_k.data(), t.phase_k.data());
+    with_phase_kernel(t.q.data(), t.phase_q.data(), 0, R * half, t.q_rot.data());
+    with_phase_kernel(t.k.data(), t.phase_k.data(), 0, R * half, t.k_rot.data());
+    qr = t.q_rot.data();
+    kr = t.k_rot.data();
+    if (s.contrastive) {  // per list: cl(theta_q) + cl(theta_k); softmax rows kept for the backward
+      const T inv_tep = T(1 / s.tep);
+      const bool masked = s.contrastive_mode == ContrastiveMode::masked;
+      t.contrastive_probs.resize(size_t(t.lists * 2 * N * N));
+      for (int64_t l = 0; l < t.lists; ++l) {
+        const int64_t b = b0 + l;
+        T total = 0;
+        for (int which = 0; which < 2; ++which)
+          total += contrastive_list_forward(t.operands, (which == 0 ? t.phase_q : t.phase_k).data() + l * N * half,
+                                            p.in.w.value().data, b * N * half, N, half, p.dropout_on,
+                                            which == 0 ? p.view_q : p.view_k, p.ids + b * N, masked, inv_tep,
+                                            t.contrastive_probs.data() + (l * 2 + which) * N * N);
+        if (contrastive_per_list) contrastive_per_list[b] = total;
+      }
+    }
+  }
+
+  // Attention per list and head: P = softmax(q~ k~^T / sqrt(dh) + mask), context = dropout(P) v.
+  const T scale = T(1 / std::sqrt(double(dh)));
+  const T attn_p = p.dropout_on ? T(s.attn_dropout) : T(0), attn_keep = T(1) / (T(1) - attn_p);
+  MatrixMapC<T> q_all(qr, R, D), k_all(kr, R, D);
+  t.probs.resize(t.lists * H * Qn, N);
+  t.probs_kept.resize(t.lists * H * Qn, N);
+  t.context.resize(Q, D);
+  t.x_q.resize(Q, D);
+  for (int64_t l = 0; l < t.lists; ++l) {
+    const int64_t b = b0 + l, first = p.first_query(b);  // the list's query rows: first .. first + Qn
+    const int32_t* ids = p.ids + b * N;
+    t.x_q.middleRows(l * Qn, Qn) = x.middleRows(l * N + first, Qn);
+    for (int64_t hh = 0; hh < H; ++hh) {
+      auto K = k_all.block(l * N, hh * dh, N, dh);
+      auto V = t.v.block(l * N, hh * dh, N, dh);
+      auto P = t.probs.middleRows((l * H + hh) * Qn, Qn);
+      P.noalias() = q_all.block(l * N + first, hh * dh, Qn, dh) * K.transpose();
+      P *= scale;
+      for (int64_t j = 0; j < Qn; ++j) {
+        const int64_t tq = first + j;
+        T* z = P.row(j).data();
+        for (int64_t key = 0; key < N; ++key) z[key] += (ids[key] != 0 && (!s.causal || key <= tq)) ? T(0) : T(-10000);
+        softmax_in_place(z, N, P.row(j).maxCoeff());
+      }
+      auto Pk = t.probs_kept.middleRows((l * H + hh) * Qn, Qn);
+      if (attn_p > 0)  // element index in [B, H, Qn, N]; the block's rows are contiguous
+        apply_dropout<false>(p.attn_mask, (b * H + hh) * Qn * N, P.data(), Pk.data(), Qn * N, attn_keep);
+      else
+        Pk = P;
+      t.context.block(l * Qn, hh * dh, Qn, dh).noalias() = Pk * V;
+    }
+  }
+
+  // h1 = LN1(dropout(context Wd^T + bd) + x)
+  const T hidden_p = p.dropout_on ? T(s.hidden_dropout) : T(0), hidden_keep = T(1) / (T(1) - hidden_p);
+  // into += dropout(y): the tile's rows are elements b0 Qn D .. of the masked [B, Qn, D].
+  auto dropout_rows = [&](const Matrix<T>& y, const DropoutMask& mask, Matrix<T>& into) {
+    apply_dropout<true>(mask, b0 * Qn * D, y.data(), into.data(), Q * D, hidden_keep);
+  };
+  linear_rows(t.context, p.in.wd, p.in.bd, t.dense);
+  t.z1 = t.x_q;
+  if (hidden_p > 0) dropout_rows(t.dense, p.dense_mask, t.z1);
+  else t.z1 += t.dense;
+  t.h1.resize(Q, D);
+  t.stats1.resize(Q, 2);
+  for (int64_t r = 0; r < Q; ++r)
+    layer_norm_row(t.z1.row(r).data(), p.in.g1.value().data, p.in.be1.value().data, t.h1.row(r).data(), D, T(s.eps),
+                   t.stats1.row(r).data());
+
+  // out = LN2(dropout(act(h1 W1^T + b1) W2^T + b2) + h1)
+  linear_rows(t.h1, p.in.w1, p.in.b1, t.a1);
+  if (s.gelu) t.f = gelu_value(t.a1.array()).matrix();
+  else t.f = t.a1.array().max(T(0)).matrix();
+  linear_rows(t.f, p.in.w2, p.in.b2, t.f2);
+  t.z2 = t.h1;
+  if (hidden_p > 0) dropout_rows(t.f2, p.ffn_mask, t.z2);
+  else t.z2 += t.f2;
+  t.stats2.resize(Q, 2);
+  for (int64_t r = 0; r < Q; ++r)
+    layer_norm_row(t.z2.row(r).data(), p.in.g2.value().data, p.in.be2.value().data, out_tile + r * D, D, T(s.eps),
+                   t.stats2.row(r).data());
+}
+
+// ---- backward of one tile -------------------------------------------------------------------------
+
+// Parameter gradients of one thread, in the order of FusedLayerInputs::all() (flat; null entries skipped).
+template <class T>
+struct LayerGrads {
+  fused_detail::AlignedVector<T> flat;
+  std::array<int64_t, FusedLayerInputs<T>::kCount> offset{};
+
+  explicit LayerGrads(const FusedLayerInputs<T>& in) {
+    int64_t total = 0;
+    auto all = in.all();
+    for (size_t i = 0; i < all.size(); ++i) {
+      offset[i] = total;
+      if (all[i].tape && all[i].requires_grad()) total += all[i].numel();
+    }
+    flat.assign(size_t(total), T(0));
+  }
+  // The gradient of input i (null when it needs none).
+  T* at(const FusedLayerInputs<T>& in, size_t i) {
+    Var<T> v = in.all()[i];
+    return v.tape && v.requires_grad() ? flat.data() + offset[i] : nullptr;
+  }
+};
+
+// Back through the tile forward_tile left in t: dout_tile [Q, D] the gradient of its output rows; adds
+// to dx_all [B, N, D] (null: not wanted) and to the thread's parameter gradients g.
+template <class T>
+void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T* dout_tile, T* dx_all, LayerGrads<T>& g) {
+  using namespace fused_detail;
+  const FusedLayerSpec& s = p.spec;
+  const FusedLayerInputs<T>& in = p.in;
+  const int64_t N = p.N, D = s.D, H = s.H, dh = D / H, half = D / 2, I = s.I, Qn = p.queries_per_list();
+  const int64_t R = t.R, Q = t.Q, b0 = t.b0;
+  MatrixMapC<T> x(p.x.value().data + b0 * N * D, R, D);
+  MatrixMapM<T> dx(dx_all ? dx_all + b0 * N * D : nullptr, dx_all ? R : 0, D);
+  enum { WQ, BQ, WK, BK, WV, BV, WD, BD, G1, BE1, W1, B1, W2, B2, G2, BE2, DELTA, BIAS, WC };
+  auto grad_mat = [&](int i, int64_t rows, int64_t cols) { return MatrixMapM<T>(g.at(in, size_t(i)), rows, cols); };
+  // dW += dy^T x and db += column sums of dy, for a linear y = x W^T + b (when they need gradients).
+  auto linear_params = [&](int w_index, int b_index, const Matrix<T>& dy, const auto& xin) {
+    if (g.at(in, size_t(w_index))) grad_mat(w_index, dy.cols(), xin.cols()).noalias() += dy.transpose() * xin;
+    if (T* db = g.at(in, size_t(b_index))) Eigen::Map<ArrayRow<T>>(db, dy.cols()) += dy.colwise().sum().array();
+  };
+  const T hidden_p = p.dropout_on ? T(s.hidden_dropout) : T(0), hidden_keep = T(1) / (T(1) - hidden_p);
+  // dy_kept = dy where the dropout kept an element (times 1 / (1 - p)), 0 where it dropped it.
+  auto dropout_backward = [&](const Matrix<T>& dy, const DropoutMask& mask, Matrix<T>& into) {
+    into.resize(Q, D);
+    if (hidden_p == 0) {
+      into = dy;
+      return;
+    }
+    apply_dropout<false>(mask, b0 * Qn * D, dy.data(), into.data(), Q * D, hidden_keep);
+  };
+
+  // out = LN2(z2), z2 = dropout(f2) + h1, f2 = f W2^T + b2, f = act(a1), a1 = h1 W1^T + b1
+  t.dz2.setZero(Q, D);
+  for (int64_t r = 0; r < Q; ++r)
+    layer_norm_row_backward(t.z2.row(r).data(), dout_tile + r * D, in.g2.value().data, t.stats2.row(r).data(), D,
+                            t.dz2.row(r).data(), g.at(in, G2), g.at(in, BE2));
+  dropout_backward(t.dz2, p.ffn_mask, t.df2);
+  linear_params(W2, B2, t.df2, t.f);
+  t.df.noalias() = t.df2 * mat(in.w2, D, I);
+  if (s.gelu) t.da1 = (t.df.array() * gelu_slope(t.a1.array())).matrix();
+  else t.da1 = (t.df.array() * (t.a1.array() > T(0)).template cast<T>()).matrix();
+  linear_params(W1, B1, t.da1, t.h1);
+  t.dh1 = t.dz2;
+  t.dh1.noalias() += t.da1 * mat(in.w1, I, D);
+
+  // h1 = LN1(z1), z1 = dropout(dense) + x_q, dense = context Wd^T + bd
+  t.dz1.setZero(Q, D);
+  for (int64_t r = 0; r < Q; ++r)
+    layer_norm_row_backward(t.z1.row(r).data(), t.dh1.row(r).data(), in.g1.value().data, t.stats1.row(r).data(), D,
+                            t.dz1.row(r).data(), g.at(in, G1), g.at(in, BE1));
+  dropout_backward(t.dz1, p.dense_mask, t.ddense);
+  linear_params(WD, BD, t.ddense, t.context);
+  t.dcontext.noalias() = t.ddense * mat(in.wd, D, D);
+  if (dx_all)
+    for (int64_t l = 0; l < t.lists; ++l) dx.middleRows(l * N + p.first_query(b0 + l), Qn) += t.dz1.middleRows(l * Qn, Qn);  // the residual
+
+  // Attention, per list and head: context = Pk V, Pk = dropout(P), P = softmax(S + mask), S = q~ k~^T scale
+  const T scale = T(1 / std::sqrt(double(dh)));
+  const T attn_p = p.dropout_on ? T(s.attn_dropout) : T(0), attn_keep = T(1) / (T(1) - attn_p);
+  const T* qr = s.rotation == LayerRotation::none ? t.q.data() : t.q_rot.data();
+  const T* kr = s.rotation == LayerRotation::none ? t.k.data() : t.k_rot.data();
+  MatrixMapC<T> q_all(qr, R, D), k_all(kr, R, D);
+  t.dq_rot.setZero(R, D);
+  t.dk_rot.setZero(R, D);
+  t.dv.setZero(R, D);
+  t.dprobs.resize(Qn, N);
+  for (int64_t l = 0; l < t.lists; ++l) {
+    const int64_t b = b0 + l, first = l * N + p.first_query(b);  // the list's query rows in the tile
+    for (int64_t hh = 0; hh < H; ++hh) {
+      auto P = t.probs.middleRows((l * H + hh) * Qn, Qn);
+      auto Pk = t.probs_kept.middleRows((l * H + hh) * Qn, Qn);
+      auto dC = t.dcontext.block(l * Qn, hh * dh, Qn, dh);
+      auto V = t.v.block(l * N, hh * dh, N, dh);
+      auto K = k_all.block(l * N, hh * dh, N, dh);
+      t.dv.block(l * N, hh * dh, N, dh).noalias() += Pk.transpose() * dC;  // dV = Pk^T dC
+      t.dprobs.noalias() = dC * V.transpose();                              // dPk = dC V^T
+      if (attn_p > 0) apply_dropout<false>(p.attn_mask, (b * H + hh) * Qn * N, t.dprobs.data(), t.dprobs.data(), Qn * N, attn_keep);
+      // dS = P (dP - sum(dP P)) per row, times scale for q~ k~^T
+      for (int64_t j = 0; j < Qn; ++j) {
+        const T dot = (t.dprobs.row(j).array() * P.row(j).array()).sum();
+        t.dprobs.row(j).array() = P.row(j).array() * (t.dprobs.row(j).array() - dot) * scale;
+      }
+      t.dq_rot.block(first, hh * dh, Qn, dh).noalias() += t.dprobs * K;                                  // dq~ = dS k~
+      t.dk_rot.block(l * N, hh * dh, N, dh).noalias() += t.dprobs.transpose() * q_all.block(first, hh * dh, Qn, dh);  // dk~ = dS^T q~
+    }
+  }
+
+  // Rotation backward: dq, dk from dq~, dk~ (and the contrastive terms through the phases).
+  if (s.rotation == LayerRotation::none) {
+    t.dq = t.dq_rot;
+    t.dk = t.dk_rot;
+  } else if (s.rotation == LayerRotation::rope) {
+    t.dq.resize(R, D);
+    t.dk.resize(R, D);
+    for (int64_t c = 0; c < R * half; ++c) {
+      const int64_t a = c % (N * half);
+      const T cs = p.cos_alpha[a], sn = p.sin_alpha[a];
+      for (auto [src, dst] : {std::pair{t.dq_rot.data(), t.dq.data()}, std::pair{t.dk_rot.data(), t.dk.data()}}) {
+        const T dy_re = src[2 * c], dy_im = src[2 * c + 1];  // dz = dy e^{-i alpha}
+        dst[2 * c] = dy_re * cs + dy_im * sn;
+        dst[2 * c + 1] = dy_im * cs - dy_re * sn;
+      }
+    }
+  } else {
+    t.dq.setZero(R, D);
+    t.dk.setZero(R, D);
+    t.dphase_q.setZero(R, half);
+    t.dphase_k.setZero(R, half);
+    with_phase_backward_kernel(t.q.data(), t.q_rot.data(), t.dq_rot.data(), 0, R * half, t.dq.data(), t.dphase_q.data());
+    with_phase_backward_kernel(t.k.data(), t.k_rot.data(), t.dk_rot.data(), 0, R * half, t.dk.data(), t.dphase_k.data());
+    if (s.contrastive && p.d_contrastive != T(0)) {
+      const T inv_tep = T(1 / s.tep), u = p.d_contrastive * p.contrastive_scale;
+      const bool masked = s.contrastive_mode == ContrastiveMode::masked;
+      T* dw = g.at(in, WC);
+      for (int64_t l = 0; l < t.lists; ++l) {
+        const int64_t b = b0 + l;
+        for (int which = 0; which < 2; ++which) {
+          const T* phase = (which == 0 ? t.phase_q : t.phase_k).data() + l * N * half;
+          T* dphase = (which == 0 ? t.dphase_q : t.dphase_k).data() + l * N * half;
+          t.operands.fill(phase, in.w.value().data, b * N * half, N, half, p.dropout_on, which == 0 ? p.view_q : p.view_k);
+          contrastive_list_backward(t.operands, t.grad_scratch, t.contrastive_probs.data() + (l * 2 + which) * N * N,
+                                    in.w.value().data, N, half, p.dropout_on, p.ids + b * N, masked, u, inv_tep, dphase, dw);
+        }
+      }
+    }
+    // theta = delta arg(x) + b + alpha:  dx (euler_phase_dx_kernel), ddelta += sum dtheta arg, db += sum dtheta
+    const T* dv = in.delta.tape ? in.delta.value().data : nullptr;
+    const int64_t d_step = dv && in.delta.numel() > 1 ? 1 : 0;
+    euler_phase_dx_kernel(t.q.data(), t.dphase_q.data(), 0, R * half, half, dv, d_step, t.dq.data());
+    euler_phase_dx_kernel(t.k.data(), t.dphase_k.data(), 0, R * half, half, dv, d_step, t.dk.data());
+    if (T* ddelta = g.at(in, DELTA)) {
+      ArrayRow<T> sums = (t.dphase_q.array() * t.arg_q.array() + t.dphase_k.array() * t.arg_k.array()).colwise().sum();
+      if (in.delta.numel() > 1) Eigen::Map<ArrayRow<T>>(ddelta, half) += sums;
+      else ddelta[0] += sums.sum();
+    }
+    if (T* dbias = g.at(in, BIAS)) {
+      ArrayRow<T> sums = t.dphase_q.array().colwise().sum();
+      if (in.bias.numel() > 1) Eigen::Map<ArrayRow<T>>(dbias, half) += sums;
+      else dbias[0] += sums.sum();
+    }
+  }
+
+  // q, k, v = x W^T + b:  dW += d^T x, db += sum d, dx += d W
+  linear_params(WQ, BQ, t.dq, x);
+  linear_params(WK, BK, t.dk, x);
+  linear_params(WV, BV, t.dv, x);
+  if (dx_all) {
+    dx.noalias() += t.dq * mat(in.wq, D, D);
+    dx.noalias() += t.dk * mat(in.wk, D, D);
+    dx.noalias() += t.dv * mat(in.wv, D, D);
+  }
+}
+
+// ---- the node -------------------------------------------------------------------------------------
+
+template <class T>
+struct FusedLayerOutputs {
+  Var<T> out;          // [B, N, D], or [B, D] with rows
+  Var<T> contrastive;  // [] lamb * (cl(theta_q) + cl(theta_k)), or an empty Var when off
+};
+
+// Lists per tile: about 256 rows, at least one list.
+inline int64_t fused_tile_lists(int64_t N) { return std::max<int64_t>(1, 256 / std::max<int64_t>(1, N)); }
+
+// The layer of the file comment on x [B, N, D]. alpha [N, D/2] is the positional angle (rope, euler);
+// ids [B, N] decide the mask; rows [B] (or empty) the one query row per list. Random draws are taken
+// from ctx.rng in the composed layer's order: contrastive views of theta_q and theta_k, attention
+// dropout [B, H, Qn, N], dense dropout [B, Qn, D], feed-forward dropout [B, Qn, D].
+template <class T>
+FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& spec, const FusedLayerInputs<T>& in, Var<T> x,
+                                 TensorView<const int32_t> ids, TensorView<const T> alpha, TensorView<const int32_t> rows) {
+  Tape<T>& tape = ctx.tape;
+  const int64_t B = x.size(0), N = x.size(1), D = spec.D, half = D / 2;
+  require(x.shape() == (Shape{B, N, D}), "fused_layer", "x must be [B, N, " + std::to_string(D) + "], got " + x.shape().str());
+  void* memory = tape.template alloc_as<unsigned char>(Shape{int64_t(sizeof(FusedLayerPlan<T>))}).data;
+  FusedLayerPlan<T>* plan = new (memory) FusedLayerPlan<T>();
+  static_assert(std::is_trivially_destructible_v<FusedLayerPlan<T>>, "the plan lives in tape memory, never destroyed");
+  FusedLayerPlan<T>& p = *plan;
+  p.x = x;
+  p.in = in;
+  p.spec = spec;
+  p.B = B;
+  p.N = N;
+  p.L = fused_tile_lists(N);
+  p.ids = tape.keep(ids).data;
+  p.rows = rows.data ? tape.keep(rows).data : nullptr;
+  p.dropout_on = ctx.dropout_on;
+  const int64_t Qn = p.queries_per_list();
+  if (spec.rotation == LayerRotation::rope) {
+    TensorView<T> c = tape.alloc(Shape{N, half}), sn = tape.alloc(Shape{N, half});
+    arr(c) = arr(TensorView<const T>{Shape{N * half}, alpha.data}).cos();
+    arr(sn) = arr(TensorView<const T>{Shape{N * half}, alpha.data}).sin();
+    p.cos_alpha = c.data;
+    p.sin_alpha = sn.data;
+  }
+  if (spec.rotation == LayerRotation::euler) p.alpha = tape.keep(TensorView<const T>{Shape{N, half}, alpha.data}).data;
+  // Random draws, in the composed layer's order.
+  if (spec.contrastive && ctx.dropout_on) {
+    p.view_q = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * N * half)), 0.5);
+    p.view_k = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * N * half)), 0.5);
+  }
+  if (ctx.dropout_on && spec.attn_dropout > 0)
+    p.attn_mask = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * spec.H * Qn * N)), spec.attn_dropout);
+  if (ctx.dropout_on && spec.hidden_dropout > 0) {
+    p.dense_mask = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * Qn * D)), spec.hidden_dropout);
+    p.ffn_mask = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * Qn * D)), spec.hidden_dropout);
+  }
+  if (spec.contrastive)
+    p.contrastive_scale = T(spec.lamb / double(std::max<int64_t>(1, contrastive_count(p.ids, B, N, spec.contrastive_mode))));
+
+  // Forward, tile by tile.
+  TensorView<T> out = tape.alloc(rows.data ? Shape{B, D} : Shape{B, N, D});
+  TensorView<T> per_list = tape.alloc(Shape{B});  // contrastive sums per list
+  const int64_t tiles = (B + p.L - 1) / p.L;
+  parallel_for(tiles, 1, [&](int64_t i0, int64_t i1) {
+    fused_detail::Tile<T> tile;
+    for (int64_t i = i0; i < i1; ++i)
+      forward_tile(p, tile, i * p.L, std::min(B, (i + 1) * p.L), out.data + i * p.L * Qn * D,
+                   spec.contrastive ? per_list.data : nullptr);
+  });
+
+  std::vector<Var<T>> inputs{x};
+  for (Var<T> v : in.all())
+    if (v.tape) inputs.push_back(v);
+  Var<T> result = tape.record_n("transformer_layer", out, inputs.data(), inputs.size(), [plan](auto, TensorView<const T> dout) {
+    // The forward again, one tile at a time, then back through it (backward_tile).
+    const FusedLayerPlan<T>& p = *plan;
+    T* dx = p.x.requires_grad() ? p.x.grad_accumulator().data : nullptr;
+    const int64_t tiles = (p.B + p.L - 1) / p.L, Qn = p.queries_per_list(), D = p.spec.D;
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(tiles, num_threads()));
+    std::vector<LayerGrads<T>> grads(size_t(chunks), LayerGrads<T>(p.in));
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      fused_detail::Tile<T> tile;
+      fused_detail::AlignedVector<T> tile_out(size_t(p.L * Qn * D));  // the recomputed output, not needed again
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t i = tiles * c / chunks; i < tiles * (c + 1) / chunks; ++i) {
+          const int64_t b0 = i * p.L, b1 = std::min(p.B, (i + 1) * p.L);
+          forward_tile(p, tile, b0, b1, tile_out.data(), static_cast<T*>(nullptr));
+          backward_tile(p, tile, dout.data + b0 * Qn * D, dx, grads[size_t(c)]);
+        }
+    });
+    // Thread partials in a fixed order into the parameters' gradients.
+    auto all = p.in.all();
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!all[i].tape || !all[i].requires_grad()) continue;
+      TensorView<T> target = all[i].grad_accumulator();
+      for (const LayerGrads<T>& g : grads) arr(target) += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g.flat.data() + g.offset[i], target.numel());
+    }
+  });
+  if (!spec.contrastive) return {result, Var<T>{}};
+
+  // The second output: the contrastive sum, a node after the layer whose backward hands its gradient to
+  // the layer's (it runs first) and makes sure the layer's backward runs even if nothing else needs it.
+  TensorView<T> cl = tape.alloc(Shape{});
+  T total = 0;
+  for (int64_t b = 0; b < B; ++b) total += per_list[b];  // a fixed order
+  cl[0] = total * p.contrastive_scale;
+  Var<T> contrastive = tape.record("transformer_layer.contrastive", cl, {result}, [plan, result](auto, TensorView<const T> dy) {
+    plan->d_contrastive += dy[0];
+    result.grad_accumulator();  // zero-filled if nothing else flowed into the layer's output
+  });
+  return {result, contrastive};
+}
+
+}  // namespace euler
