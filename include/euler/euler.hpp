@@ -15,6 +15,7 @@
 #include "euler/ops/complex.hpp"
 #include "euler/ops/elementwise.hpp"
 #include "euler/ops/layout.hpp"
+#include "euler/ops/linear_cross_entropy.hpp"
 #include "euler/ops/matmul.hpp"
 #include "euler/ops/nn.hpp"
 #include "euler/ops/reduce.hpp"

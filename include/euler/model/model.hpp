@@ -31,6 +31,7 @@
 #include "euler/nn/layers.hpp"
 #include "euler/ops/complex.hpp"
 #include "euler/ops/layout.hpp"
+#include "euler/ops/linear_cross_entropy.hpp"
 #include "euler/ops/reduce.hpp"
 
 namespace euler {
@@ -150,14 +151,14 @@ class EulerFormer {
       require(batch.targets.shape == Shape{B}, "EulerFormer::loss",
               "objective 'last' needs targets [B] = [" + std::to_string(B) + "], got " + batch.targets.shape.str());
       Var<T> user = encode(ctx, batch.ids, con, trace, last_positions(tape, batch.ids));  // [B, D]
-      ce = cross_entropy(item_logits(ctx, user), batch.targets, 0);                    // [B, K]
+      ce = item_cross_entropy(ctx, user, batch.targets);                               // over [B, K] scores
     } else {
       require(batch.targets.shape == (Shape{B, N}), "EulerFormer::loss",
               "this objective needs targets [B, N] = [" + std::to_string(B) + ", " + std::to_string(N) + "], got " +
                   batch.targets.shape.str());
       Var<T> hidden = encode(ctx, batch.ids, con, trace);
-      Var<T> logits = item_logits(ctx, reshape(hidden, Shape{B * N, c.hidden_size}));  // [B N, K]
-      ce = cross_entropy(logits, TensorView<const int32_t>{Shape{B * N}, batch.targets.data}, 0);
+      ce = item_cross_entropy(ctx, reshape(hidden, Shape{B * N, c.hidden_size}),
+                              TensorView<const int32_t>{Shape{B * N}, batch.targets.data});  // over [B N, K] scores
     }
     return {want_contrastive ? ce + contrastive : ce, ce, contrastive};
   }
@@ -346,6 +347,13 @@ class EulerFormer {
     TensorView<int32_t> last = tape.template alloc_as<int32_t>(Shape{B});
     for (int64_t b = 0; b < B; ++b) last[b] = int32_t(std::max<int64_t>(0, valid_length(ids.data + b * N, N) - 1));
     return {last.shape, last.data};
+  }
+
+  // Cross-entropy of the scores against the item table, targets 0 ignored: [M, D] with targets [M] -> [].
+  // Fused (linear_cross_entropy: no [M, K] scores kept) unless the model runs its composed reference.
+  Var<T> item_cross_entropy(const Context<T>& ctx, Var<T> hidden /*[M, D]*/, TensorView<const int32_t> targets /*[M]*/) const {
+    if (!fused_) return cross_entropy(item_logits(ctx, hidden), targets, 0);
+    return linear_cross_entropy(hidden, item_embedding_.table(ctx), targets, 0, config_.n_items);
   }
 
   // Scores against the item table: [..., D] -> [..., K] (BERT4Rec leaves out its mask-token row).
