@@ -142,8 +142,7 @@ struct LoadedModel {
 inline LoadedModel load_checkpoint(const std::string& path) {
   safetensors::File file = safetensors::File::read(path);
   EulerFormer<float> model(read_config(file));
-  Parameters<float>& p = model.parameters();
-  for (int i = 0; i < p.count(); ++i) file.copy_to(p.entry(i).name, p.value(i));  // extra tensors (optimizer) ignored
+  load_weights(file, model, /*allow_unexpected=*/true);  // a checkpoint's optimizer state is ignored
   std::vector<std::string> tokens;
   auto it = file.metadata().find("item_tokens");
   if (it != file.metadata().end()) {

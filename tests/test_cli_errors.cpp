@@ -173,3 +173,37 @@ TEST_CASE("cli: a learning rate that overflows stops training with the step and 
              "euler train: error: epoch 1, step 1: the optimizer step (lr 1e+38, gradient norm ");
   fails_with("train --data " + f.data + f.common + " --lr 1e38 --on-nonfinite skip", 1, "made a parameter non-finite");
 }
+
+TEST_CASE("cli: damaged checkpoints are named, with what is wrong") {
+  const Fixture& f = fixture();
+  std::string eval = " --data " + f.data + " --format sequences --min-user 0 --min-item 0";
+  std::string bytes = read_file(f.checkpoint);
+  std::string truncated = temp_path("truncated.safetensors");
+  write_file_atomically(truncated, bytes.substr(0, bytes.size() / 2));
+  fails_with("eval --checkpoint " + truncated + eval, 1, truncated + ": header length", "runs past the end of the file");
+  // Rewritten without one tensor, and with damaged item tokens.
+  safetensors::File file = safetensors::File::read(f.run + "/checkpoint.safetensors");
+  auto rewrite = [&](const std::string& name, const std::string& drop, const std::string& tokens) {
+    safetensors::Writer w;
+    w.metadata = file.metadata();
+    if (!tokens.empty()) w.metadata["item_tokens"] = tokens;
+    std::vector<Tensor<float>> keep;
+    for (const auto& info : file.tensors()) {
+      if (info.name == drop) continue;
+      keep.push_back(file.tensor<float>(info.name));
+      w.add(info.name, keep.back().view());
+    }
+    std::string path = temp_path(name);
+    w.write(path);
+    return path;
+  };
+  std::string missing = rewrite("missing.safetensors", "LayerNorm.bias", "");
+  fails_with("eval --checkpoint " + missing + eval, 1, missing + ": missing tensors for this model: LayerNorm.bias");
+  fails_with("recommend --checkpoint " + missing + " --history 3", 1, missing + ": missing tensors for this model: LayerNorm.bias");
+  std::string tokens = rewrite("tokens.safetensors", "", "[\"\", \"1\"");
+  fails_with("eval --checkpoint " + tokens + eval, 1, tokens + ": metadata 'item_tokens' is not a JSON list of strings");
+  std::string few = rewrite("few_tokens.safetensors", "", "[\"\", \"1\"]");
+  fails_with("recommend --checkpoint " + few + " --history 1", 1, few + ": metadata 'item_tokens' has 2 entries, but the model has 13 item rows");
+  // A whole training checkpoint (optimizer state included) evaluates.
+  CHECK(euler_test::run_cli("eval --checkpoint " + f.run + "/checkpoint.safetensors" + eval, temp_path("ok.log")) == 0);
+}

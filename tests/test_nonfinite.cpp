@@ -219,6 +219,23 @@ TEST_CASE("trainer: a huge learning rate is caught at the step where it overflow
   CHECK_CONTAINS(message, ") made a parameter non-finite: parameter '");
 }
 
+TEST_CASE("trainer: NaN validation scores stop the run, or with skip are counted and ranked last") {
+  Dataset data = small_data();
+  TrainOptions t = small_options(1, temp_dir("valid"));
+  t.batch_size = 4096;  // one step per epoch: its update (lr 1e30) is finite, the next forward is not
+  t.lr = 1e30;
+  Trainer<float> a(small_model(), t, data);
+  std::string message = nonfinite_error([&] { a.run(); });
+  CHECK_CONTAINS(message, "epoch 1: the validation scores of 40 of 40 users hold NaN or inf; value: op '");
+  CHECK_CONTAINS(message, "Training stopped before the first checkpoint");
+
+  t.on_nonfinite = NonFiniteAction::skip;
+  Trainer<float> b(small_model(), t, data);
+  b.run();
+  nlohmann::json line = nlohmann::json::parse(read_file(t.out_dir + "/log.jsonl"));
+  CHECK(line["valid_unusable_users"].get<int>() == 40);
+}
+
 TEST_CASE("trainer: on_nonfinite = skip skips the steps that overflow and trains on the others") {
   // Item 99's embedding is -3e38 in channels 0 and 1: a batch holding it as an input overflows in
   // the input LayerNorm (the channel sum is -inf). Its score h . e_99 is -inf when h_0 = h_1 = 1

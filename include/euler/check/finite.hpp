@@ -28,6 +28,7 @@
 // first_nonfinite_parameter(params) checks a parameter buffer (after an optimiser step, say).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

@@ -68,9 +68,10 @@ inline EulerFormerConfig read_config(const safetensors::File& file) {
   return c;
 }
 
-// Copy every parameter from the file; the file must hold exactly the model's parameters.
+// Copy every parameter from the file; the file must hold exactly the model's parameters (or, with
+// `allow_unexpected`, at least them: a training checkpoint also holds the optimizer's state).
 template <class T>
-void load_weights(const safetensors::File& file, EulerFormer<T>& model) {
+void load_weights(const safetensors::File& file, EulerFormer<T>& model, bool allow_unexpected = false) {
   Parameters<T>& p = model.parameters();
   // Up to 8 names, then how many more.
   struct NameList {
@@ -87,7 +88,7 @@ void load_weights(const safetensors::File& file, EulerFormer<T>& model) {
   for (const auto& t : file.tensors())
     if (!p.contains(t.name)) unexpected.add(t.name);
   if (!missing.empty()) throw safetensors::FormatError(file.name() + ": missing tensors for this model: " + missing.str());
-  if (!unexpected.empty()) throw safetensors::FormatError(file.name() + ": tensors this model does not have: " + unexpected.str());
+  if (!unexpected.empty() && !allow_unexpected) throw safetensors::FormatError(file.name() + ": tensors this model does not have: " + unexpected.str());
   for (int i = 0; i < p.count(); ++i) file.copy_to(p.entry(i).name, p.value(i));
 }
 

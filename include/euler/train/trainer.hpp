@@ -19,7 +19,8 @@
 // naming the step and the op that produced it (check/finite.hpp), raised before anything is written,
 // so the last checkpoint is the last good one. With on_nonfinite = skip such a step is skipped
 // instead (no update; it is counted in the epoch's "skipped_steps"); an epoch with no good step, or
-// non-finite parameters, stops the run either way.
+// non-finite parameters, stops the run either way. Validation scores that hold NaN or +inf stop the
+// run too (skip: those users rank their target last, counted in "valid_unusable_users").
 //
 // Determinism: the same seed and thread count give the same metrics, bit for bit. Everything random
 // (shuffles, dropout, BERT4Rec masks) draws from one counter-based Rng whose state is checkpointed
@@ -31,12 +32,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -120,10 +124,19 @@ inline void fill_histories(std::span<const std::span<const int32_t>> histories, 
   }
 }
 
+// Rows whose scores hold a NaN or +inf, which make a ranking meaningless (-inf only puts an item
+// last; a NaN target is ranked last), and the first non-finite value of the first such batch.
+struct UnusableScores {
+  int64_t rows = 0;
+  NonFinite first;
+};
+
 // Full-ranking metrics of a model on (history, target) pairs, batched, without recording gradients.
+// `unusable`, when given, counts the rows whose scores hold a NaN or +inf.
 template <class T>
 RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<const int32_t>> histories,
-                        std::span<const int32_t> targets, const RankingOptions& options, int batch = 1024) {
+                        std::span<const int32_t> targets, const RankingOptions& options, int batch = 1024,
+                        UnusableScores* unusable = nullptr) {
   RankingMetrics metrics(options);
   int64_t N = model.config().max_len;
   Tape<T> tape;
@@ -138,6 +151,11 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
     fill_histories(histories.subspan(first, count), N, ids.data());
     TensorView<const int32_t> idv{Shape{int64_t(count), N}, ids.data()};
     TensorView<T> s = model.score(ctx, idv).value();  // [count, K]
+    for (int64_t row = 0; unusable && row < s.shape[0]; ++row) {
+      const T* r = s.data + row * s.shape[1];
+      bool bad = std::any_of(r, r + s.shape[1], [](T x) { return std::isnan(x) || x == std::numeric_limits<T>::infinity(); });
+      if (bad && unusable->rows++ == 0) unusable->first = first_nonfinite_value(tape);
+    }
     TensorView<const float> sf;
     if constexpr (std::is_same_v<T, float>) {
       sf = {s.shape, s.data};
@@ -188,7 +206,15 @@ class Trainer {
     if (state_.epoch == 0) copy_values(model_.parameters().values(), best_.view());
     while (state_.epoch < options_.epochs && (state_.epoch == 0 || state_.bad_epochs < options_.patience)) {
       nlohmann::json line = train_epoch();
-      RankingMetrics valid = evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch);
+      UnusableScores unusable;
+      RankingMetrics valid = evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch, &unusable);
+      if (unusable.rows > 0) {
+        std::string what = "epoch " + std::to_string(state_.epoch + 1) + ": the validation scores of " + std::to_string(unusable.rows) +
+                           " of " + std::to_string(valid_targets_.size()) + " users hold NaN or inf; " + unusable.first.message();
+        if (options_.on_nonfinite == NonFiniteAction::stop) throw NonFiniteError(what + stopped_note());
+        if (options_.verbose) std::fprintf(stderr, "ranked last: %s\n", what.c_str());
+        line["valid_unusable_users"] = unusable.rows;
+      }
       double ndcg = valid.value("ndcg@10");
       ++state_.epoch;
       bool improved = ndcg > state_.best_metric;
