@@ -13,8 +13,9 @@
 //     the non-finite ones and calls the closures above them again from the top down, each with its
 //     node's saved gradient, which repeats exactly what the sweep added to them; the first closure
 //     after which one is non-finite is the culprit (also when finite contributions overflowed as
-//     they were summed). This overwrites the tape's gradients (and the parameters' gradient
-//     buffer): diagnose, then reset the tape and zero the gradients.
+//     they were summed). This assumes, as holds for euler's ops, that a backward closure only reads
+//     what it saved and adds into its inputs' gradients. It overwrites the tape's gradients (and the
+//     parameters' gradient buffer): diagnose, then reset the tape and zero the gradients.
 // find_nonfinite(tape) runs both (values first). Cost: one pass over every value and gradient, plus
 // the replay (a copy of the gradients above the culprit and a backward of them), which only runs
 // when a gradient is non-finite.

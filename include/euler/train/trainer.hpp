@@ -366,8 +366,8 @@ class Trainer {
     remove_stale_temporaries(options_.out_dir);
   }
 
-  // best (when improved), the log, then the checkpoint: each atomically. A failed write names what
-  // the directory still holds.
+  // best (when improved), the log, then the checkpoint: each atomically. A failed write says what
+  // the checkpoint still holds.
   void write_outputs(bool improved, const nlohmann::json& line) {
     try {
       if (improved) save_weights(path("best.safetensors"), model_, checkpoint_metadata());
@@ -375,8 +375,11 @@ class Trainer {
       save_checkpoint(path("checkpoint.safetensors"));
       saved_epoch_ = state_.epoch;
     } catch (const IoError& e) {
-      throw IoError(std::string(e.what()) + " (epoch " + std::to_string(state_.epoch) +
-                    " not saved; the files already in " + options_.out_dir + " are unchanged)");
+      std::string held = saved_epoch_ > 0 ? path("checkpoint.safetensors") + " still holds epoch " + std::to_string(saved_epoch_)
+                         : !resumed_from_.empty() ? resumed_from_ + " (epoch " + std::to_string(state_.epoch - 1) + ") is unchanged"
+                                                  : "no checkpoint was written yet";
+      throw IoError(std::string(e.what()) + " (epoch " + std::to_string(state_.epoch) + " not saved; the file it was replacing is "
+                    "unchanged, and " + held + ")");
     }
   }
 
