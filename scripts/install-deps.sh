@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# scripts/install-deps.sh: install the Debian 12 packages euler needs to build and test, if missing.
-# Checks each with dpkg first; runs apt-get (update + install) only when something is missing.
-# Non-interactive; uses sudo only when not root.
+# scripts/install-deps.sh [--fuzz]: install the Debian 12 packages euler needs to build and test, if
+# missing. With --fuzz, also clang and libFuzzer (for scripts/fuzz.sh only; the quick start needs
+# neither). Checks each with dpkg first; runs apt-get (update + install) only when something is
+# missing. Non-interactive; uses sudo only when not root.
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,15 @@ packages=(
   libcxxopts-dev       # command-line programs
   nlohmann-json3-dev   # JSON configs and reports
 )
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) packages+=(
+      clang-14             # the fuzz targets' compiler (-fsanitize=fuzzer)
+      libclang-rt-14-dev   # libFuzzer and clang's ASan/UBSan runtimes
+    ) ;;
+    *) echo "install-deps.sh: unknown argument '$arg' (expected --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -39,6 +39,15 @@ inline DatasetOptions data_options(const cxxopts::ParseResult& args) {
   return o;
 }
 
+// An integer option that must be at least `lowest`; a usage error naming it otherwise.
+inline int at_least(const cxxopts::ParseResult& args, const char* name, int lowest) {
+  int value = args[name].as<int>();
+  if (value < lowest)
+    throw cxxopts::exceptions::exception(std::string("--") + name + " must be >= " + std::to_string(lowest) + ", got " +
+                                         std::to_string(value));
+  return value;
+}
+
 inline std::string required(const cxxopts::ParseResult& args, const char* name) {
   if (!args.count(name)) throw cxxopts::exceptions::exception(std::string("missing --") + name);
   return args[name].as<std::string>();

@@ -13,6 +13,8 @@
 #include <euler/data/batch_file.hpp>
 #include <euler/eulerformer.hpp>
 
+#include "common_options.hpp"
+
 namespace euler::cli {
 
 template <class T>
@@ -22,7 +24,7 @@ int run_grad(const std::string& weights, const std::string& batch_path, const st
   load_weights(file, model);
   const EulerFormerConfig& c = model.config();
   // Ids a list may hold: real items 1..n_items-1 (the mask token is added by the batch builder).
-  auto lists = read_id_lists(batch_path, c.n_items - 1);
+  auto lists = read_id_lists(batch_path, c.n_items - 1, /*min_length=*/2);
   GradBatch g = make_grad_batch(lists, c, batch_path);
 
   Tape<T> tape;
@@ -67,7 +69,7 @@ inline int grad_command(int argc, char** argv) {
   }
   for (const char* required : {"weights", "batch", "out"})
     if (!args.count(required)) throw cxxopts::exceptions::exception(std::string("missing --") + required);
-  set_num_threads(args["threads"].as<int>());
+  set_num_threads(at_least(args, "threads", 1));
   std::string dtype = args["dtype"].as<std::string>();
   if (dtype == "float") return run_grad<float>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>());
   if (dtype == "double") return run_grad<double>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>());

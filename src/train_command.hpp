@@ -52,6 +52,8 @@ inline int train_command(int argc, char** argv) {
       ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
       ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl", cxxopts::value<std::string>())
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
+      ("on-nonfinite", "a step with a NaN or inf loss or gradient: stop (name the op and exit) | skip (no update)",
+       cxxopts::value<std::string>()->default_value("stop"))
       ("quiet", "no per-epoch lines or progress bar")
       ("h,help", "show this help");
   auto args = options.parse(argc, argv);
@@ -62,7 +64,16 @@ inline int train_command(int argc, char** argv) {
   std::string data_path = required(args, "data");
 
   EulerFormerConfig c;
-  if (args.count("config")) c = EulerFormerConfig::from_json(nlohmann::json::parse(read_file(args["config"].as<std::string>())));
+  if (args.count("config")) {
+    std::string config_path = args["config"].as<std::string>();
+    try {
+      c = EulerFormerConfig::from_json(nlohmann::json::parse(read_file(config_path)));
+    } catch (const nlohmann::json::exception& e) {
+      throw ConfigError(config_path + ": not valid JSON: " + e.what());
+    } catch (const ConfigError& e) {
+      throw ConfigError(config_path + ": " + e.what());
+    }
+  }
   auto set = [&](const char* flag, auto& field) {
     using F = std::remove_reference_t<decltype(field)>;
     if (args.count(flag) || !args.count("config")) field = args[flag].as<F>();
@@ -102,11 +113,13 @@ inline int train_command(int argc, char** argv) {
   t.eval_batch = args["eval-batch"].as<int>();
   t.exclude_history = args.count("exclude-history") > 0;
   t.verbose = t.progress = args.count("quiet") == 0;
+  t.on_nonfinite = parse_enum<NonFiniteAction>("--on-nonfinite", args["on-nonfinite"].as<std::string>());
   if (args.count("out")) t.out_dir = args["out"].as<std::string>();
   if (t.epochs < 1) throw cxxopts::exceptions::exception("--epochs must be >= 1");
   if (t.batch_size < 1) throw cxxopts::exceptions::exception("--batch-size must be >= 1");
   if (t.threads < 1) throw cxxopts::exceptions::exception("--threads must be >= 1");
-  if (!(t.lr > 0)) throw cxxopts::exceptions::exception("--lr must be > 0");
+  if (!(t.lr > 0 && std::isfinite(t.lr))) throw cxxopts::exceptions::exception("--lr must be a finite number > 0");
+  if (t.eval_batch < 1) throw cxxopts::exceptions::exception("--eval-batch must be >= 1");
   if (t.patience < 1) throw cxxopts::exceptions::exception("--patience must be >= 1");
   c.n_items = 2;  // placeholder until the data is read; validate the rest before reading anything
   c.validate();
@@ -129,11 +142,19 @@ struct LoadedModel {
 inline LoadedModel load_checkpoint(const std::string& path) {
   safetensors::File file = safetensors::File::read(path);
   EulerFormer<float> model(read_config(file));
-  Parameters<float>& p = model.parameters();
-  for (int i = 0; i < p.count(); ++i) file.copy_to(p.entry(i).name, p.value(i));  // extra tensors (optimizer) ignored
+  load_weights(file, model, /*allow_unexpected=*/true);  // a checkpoint's optimizer state is ignored
   std::vector<std::string> tokens;
   auto it = file.metadata().find("item_tokens");
-  if (it != file.metadata().end()) tokens = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  if (it != file.metadata().end()) {
+    try {
+      tokens = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      throw safetensors::FormatError(path + ": metadata 'item_tokens' is not a JSON list of strings: " + e.what());
+    }
+    if (tokens.size() != size_t(model.config().n_items))
+      throw safetensors::FormatError(path + ": metadata 'item_tokens' has " + std::to_string(tokens.size()) +
+                                     " entries, but the model has " + std::to_string(model.config().n_items) + " item rows");
+  }
   return {std::move(model), std::move(tokens)};
 }
 
@@ -153,7 +174,8 @@ inline int eval_command(int argc, char** argv) {
     return 0;
   }
   std::string checkpoint = required(args, "checkpoint"), data_path = required(args, "data");
-  set_num_threads(args["threads"].as<int>());
+  set_num_threads(at_least(args, "threads", 1));
+  int batch = at_least(args, "eval-batch", 1);
   LoadedModel loaded = load_checkpoint(checkpoint);
   Dataset data = load_dataset(data_path, data_options(args));
   if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
@@ -173,7 +195,6 @@ inline int eval_command(int argc, char** argv) {
   }
   RankingOptions r;
   r.exclude_history = args.count("exclude-history") > 0;
-  int batch = args["eval-batch"].as<int>();
   nlohmann::json out = evaluate(loaded.model, valid_h, valid_t, r, batch).to_json("valid");
   out.update(evaluate(loaded.model, test_h, test_t, r, batch).to_json("test"));
   out["users"] = int64_t(split.evaluated_users.size());
@@ -212,7 +233,7 @@ inline int recommend_command(int argc, char** argv) {
     throw cxxopts::exceptions::exception("give exactly one of --user (with --data) and --history");
   int k = args["k"].as<int>();
   if (k < 1) throw cxxopts::exceptions::exception("--k must be >= 1");
-  set_num_threads(args["threads"].as<int>());
+  set_num_threads(at_least(args, "threads", 1));
   LoadedModel loaded = load_checkpoint(checkpoint);
   const EulerFormerConfig& c = loaded.model.config();
   auto token_of = [&](int32_t id) { return id < int32_t(loaded.item_tokens.size()) ? loaded.item_tokens[size_t(id)] : std::to_string(id); };

@@ -294,6 +294,8 @@ class RowSink {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     std::string hint = first_line ? " (a header line? this format has none)" : "";
     if (text.empty()) fail(log_.source, line, "field " + std::to_string(field) + " (" + what + ") is empty" + hint);
+    if (ec == std::errc::result_out_of_range && end == text.data() + text.size())
+      fail(log_.source, line, "field " + std::to_string(field) + " (" + what + ") " + quote(text) + " is out of range");
     if (ec != std::errc() || end != text.data() + text.size())
       fail(log_.source, line,
            "field " + std::to_string(field) + " (" + what + ") " + quote(text) + " is not a number" +
@@ -696,6 +698,9 @@ inline std::string read_text_file(const std::string& path) {
     return bytes;
   bytes.clear();
   bytes.shrink_to_fit();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError(path + ": gzip-compressed data from a pipe is not supported; decompress it first (zcat)");
 
   int input = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (input < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));

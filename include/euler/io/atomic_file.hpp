@@ -3,19 +3,22 @@
 // The bytes go to a temporary file beside the target, which is flushed and fsync'ed, then renamed over
 // the target (atomic on POSIX file systems), and the directory is fsync'ed so the rename survives a
 // crash. A failed write (full disk, unwritable directory) throws IoError naming the file and the
-// reason, removes the temporary, and leaves the previous file intact.
+// reason, removes the temporary, and leaves the previous file intact. A process killed mid-write
+// (SIGKILL, power loss) leaves the previous file and at worst a temporary ".<name>.tmp.<pid>", which
+// remove_stale_temporaries() cleans up. read_file reads a whole file with the same care for errors.
 //
 //     euler::write_file_atomically("run/model.safetensors", bytes);
+//     std::string again = euler::read_file("run/model.safetensors");
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -69,16 +72,63 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
   }
 }
 
-// The whole file, or IoError naming it (missing, a directory, unreadable).
+// The whole file, or IoError naming it and the reason: missing, a directory, no permission, a device
+// (/dev/zero would never end), or a read that fails (EIO). Pipes and FIFOs are read to their end
+// (`--data <(zcat x.gz)` works); a FIFO that no program is writing to reads as empty instead of
+// blocking.
 inline std::string read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw IoError(path + ": cannot stat: " + std::strerror(err));
+  }
+  auto refuse = [&](const std::string& what) {
+    ::close(fd);
+    throw IoError(path + ": " + what);
+  };
+  if (S_ISDIR(info.st_mode)) refuse("is a directory, not a file");
+  if (!S_ISREG(info.st_mode) && !S_ISFIFO(info.st_mode))
+    refuse("is not a regular file or a pipe (a device or a socket); refusing to read it");
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // blocking reads from here on
+  std::string bytes;
+  if (S_ISREG(info.st_mode) && info.st_size > 0) bytes.reserve(size_t(info.st_size));
+  char buffer[1 << 16];
+  while (true) {
+    ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      throw IoError(path + ": read failed after " + std::to_string(bytes.size()) + " bytes: " + std::strerror(err));
+    }
+    if (got == 0) break;
+    bytes.append(buffer, size_t(got));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+// Removes the temporaries that write_file_atomically left in `dir` when its process was killed
+// mid-write (".<name>.tmp.<pid>" of a process that no longer runs). Returns how many it removed.
+inline int remove_stale_temporaries(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::is_directory(path, ec)) throw IoError(path + ": is a directory, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open: " + std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw IoError(path + ": read failed");
-  return bytes;
+  int removed = 0;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    size_t mark = name.rfind(".tmp.");
+    if (name.empty() || name[0] != '.' || mark == std::string::npos || mark + 5 >= name.size()) continue;
+    std::string digits = name.substr(mark + 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    pid_t pid = pid_t(std::stol(digits));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+    std::error_code remove_ec;
+    if (fs::remove(it->path(), remove_ec)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace euler

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -90,6 +91,8 @@ struct EulerFormerConfig {
   bool input_rotary = true;            // the input rotary table psi
   double mask_ratio = 0.2;             // BERT4Rec: fraction of positions replaced by the mask token
 
+  static constexpr int kMaxLayers = 1024, kMaxWidth = 1 << 16, kMaxLength = 1 << 16;  // validate()'s bounds
+
   int head_size() const { return hidden_size / n_heads; }
   // Rows of the item embedding table: BERT4Rec appends the mask token as row n_items.
   int item_rows() const { return backbone == Backbone::bert4rec ? n_items + 1 : n_items; }
@@ -101,11 +104,22 @@ struct EulerFormerConfig {
     if (n_layers < 1) fail("n_layers must be >= 1, got " + std::to_string(n_layers));
     if (n_heads < 1) fail("n_heads must be >= 1, got " + std::to_string(n_heads));
     if (hidden_size < 2 || hidden_size % 2) fail("hidden_size must be even and >= 2, got " + std::to_string(hidden_size));
+    if (n_heads > hidden_size)
+      fail("n_heads " + std::to_string(n_heads) + " is more than hidden_size " + std::to_string(hidden_size) +
+           " (each head needs at least one channel)");
     if (hidden_size % n_heads)
       fail("hidden_size " + std::to_string(hidden_size) + " is not divisible by n_heads " + std::to_string(n_heads));
     if (inner_size < 1) fail("inner_size must be >= 1, got " + std::to_string(inner_size));
     if (max_len < 1) fail("MAX_ITEM_LIST_LENGTH must be >= 1, got " + std::to_string(max_len));
     if (n_items < 2) fail("n_items must be >= 2 (padding row 0 and one item), got " + std::to_string(n_items));
+    // Far beyond any use, and low enough that the sizes below cannot overflow or exhaust memory silently.
+    if (n_layers > kMaxLayers) fail("n_layers " + std::to_string(n_layers) + " is more than " + std::to_string(kMaxLayers));
+    if (hidden_size > kMaxWidth) fail("hidden_size " + std::to_string(hidden_size) + " is more than " + std::to_string(kMaxWidth));
+    if (inner_size > kMaxWidth) fail("inner_size " + std::to_string(inner_size) + " is more than " + std::to_string(kMaxWidth));
+    if (max_len > kMaxLength)
+      fail("MAX_ITEM_LIST_LENGTH " + std::to_string(max_len) + " is more than " + std::to_string(kMaxLength));
+    if (n_items == std::numeric_limits<int>::max() && backbone == Backbone::bert4rec)
+      fail("n_items " + std::to_string(n_items) + " leaves no id for BERT4Rec's mask token");
     for (auto [name, p] : {std::pair{"hidden_dropout_prob", hidden_dropout_prob}, {"attn_dropout_prob", attn_dropout_prob},
                            {"mask_ratio", mask_ratio}})
       if (!(p >= 0 && p < 1)) fail(std::string(name) + " must be in [0, 1), got " + std::to_string(p));
@@ -147,11 +161,18 @@ struct EulerFormerConfig {
   static EulerFormerConfig from_json(const nlohmann::json& j) {
     if (!j.is_object()) throw ConfigError("config: expected a JSON object, got " + std::string(j.type_name()));
     EulerFormerConfig c;
-    for (auto& [key, value] : j.items()) {
+    for (const auto& entry : j.items()) {
+      // Named references, not a structured binding: clang before 16 cannot capture those in lambdas.
+      const std::string& key = entry.key();
+      const nlohmann::json& value = entry.value();
       auto number = [&](auto& field) {
         using F = std::remove_reference_t<decltype(field)>;
         if constexpr (std::is_integral_v<F>) {
           if (!value.is_number_integer()) throw ConfigError("config: key '" + key + "' must be an integer, got " + value.dump());
+          bool fits = value.is_number_unsigned() ? value.get<uint64_t>() <= uint64_t(std::numeric_limits<F>::max())
+                                                 : value.get<int64_t>() >= int64_t(std::numeric_limits<F>::min()) &&
+                                                       value.get<int64_t>() <= int64_t(std::numeric_limits<F>::max());
+          if (!fits) throw ConfigError("config: key '" + key + "' is out of range, got " + value.dump());
           field = value.get<F>();
         } else {
           if (!value.is_number()) throw ConfigError("config: key '" + key + "' must be a number, got " + value.dump());

@@ -33,32 +33,62 @@ void save_weights(const std::string& path, const EulerFormer<T>& model, const st
   weights_writer(model, extra).write(path);
 }
 
-// The configuration stored in a checkpoint's metadata.
+// Parameters a model of this config has at the least: the item table, every layer's four attention
+// projections and two feed-forward matrices, the learned position tables (weights only, no biases).
+inline uint64_t minimum_parameter_count(const EulerFormerConfig& c) {
+  uint64_t D = uint64_t(c.hidden_size), layers = uint64_t(c.n_layers), inner = uint64_t(c.inner_size);
+  uint64_t count = uint64_t(c.item_rows()) * D + layers * (4 * D * D + 2 * D * inner);
+  if (c.pos == PosScheme::learned || c.pos == PosScheme::euler) count += uint64_t(c.max_len) * D;
+  if (c.pos == PosScheme::euler && c.input_rotary) count += uint64_t(c.max_len) * (D / 2);
+  return count;
+}
+
+// The configuration stored in a checkpoint's metadata. Checked against the file before any model is
+// built from it, so a damaged config (say hidden_size 60000 in a 1 MB file) is a FormatError, not an
+// attempt to allocate terabytes: the model it describes may be at most about twice the file's size.
 inline EulerFormerConfig read_config(const safetensors::File& file) {
   auto it = file.metadata().find("config");
   if (it == file.metadata().end()) throw safetensors::FormatError(file.name() + ": no 'config' in __metadata__");
+  EulerFormerConfig c;
   try {
-    EulerFormerConfig c = EulerFormerConfig::from_json(nlohmann::json::parse(it->second));
+    c = EulerFormerConfig::from_json(nlohmann::json::parse(it->second));
     c.validate();
-    return c;
   } catch (const nlohmann::json::exception& e) {
     throw safetensors::FormatError(file.name() + ": metadata 'config' is not valid JSON: " + e.what());
   } catch (const ConfigError& e) {
     throw safetensors::FormatError(file.name() + ": metadata " + e.what());
   }
+  // Leaves room for a tensor or two too few, which load_weights names more precisely.
+  uint64_t stored = 0;
+  for (const auto& t : file.tensors()) stored += uint64_t(t.numel());
+  if (minimum_parameter_count(c) > 2 * stored + (uint64_t(1) << 20))
+    throw safetensors::FormatError(file.name() + ": its config describes a model of at least " +
+                                   std::to_string(minimum_parameter_count(c)) + " parameters, but the file holds " +
+                                   std::to_string(stored) + " values: the config does not match the tensors");
+  return c;
 }
 
-// Copy every parameter from the file; the file must hold exactly the model's parameters.
+// Copy every parameter from the file; the file must hold exactly the model's parameters (or, with
+// `allow_unexpected`, at least them: a training checkpoint also holds the optimizer's state).
 template <class T>
-void load_weights(const safetensors::File& file, EulerFormer<T>& model) {
+void load_weights(const safetensors::File& file, EulerFormer<T>& model, bool allow_unexpected = false) {
   Parameters<T>& p = model.parameters();
-  std::string missing, unexpected;
+  // Up to 8 names, then how many more.
+  struct NameList {
+    std::string text;
+    int count = 0;
+    void add(const std::string& name) {
+      if (count++ < 8) text += (text.empty() ? "" : ", ") + name;
+    }
+    bool empty() const { return count == 0; }
+    std::string str() const { return text + (count > 8 ? " and " + std::to_string(count - 8) + " more" : ""); }
+  } missing, unexpected;
   for (const auto& e : p.entries())
-    if (!file.contains(e.name)) missing += (missing.empty() ? "" : ", ") + e.name;
+    if (!file.contains(e.name)) missing.add(e.name);
   for (const auto& t : file.tensors())
-    if (!p.contains(t.name)) unexpected += (unexpected.empty() ? "" : ", ") + t.name;
-  if (!missing.empty()) throw safetensors::FormatError(file.name() + ": missing tensors for this model: " + missing);
-  if (!unexpected.empty()) throw safetensors::FormatError(file.name() + ": tensors this model does not have: " + unexpected);
+    if (!p.contains(t.name)) unexpected.add(t.name);
+  if (!missing.empty()) throw safetensors::FormatError(file.name() + ": missing tensors for this model: " + missing.str());
+  if (!unexpected.empty() && !allow_unexpected) throw safetensors::FormatError(file.name() + ": tensors this model does not have: " + unexpected.str());
   for (int i = 0; i < p.count(); ++i) file.copy_to(p.entry(i).name, p.value(i));
 }
 

@@ -12,6 +12,16 @@
 //   BERT4Rec                one window per user: the last N items, a mask_ratio share of positions
 //                           (at least one) replaced by the mask token and predicted
 //
+// Faults: before the first epoch the output directory is created and a file is written there, so an
+// unwritable --out fails at once, not after an epoch. Every file is written atomically
+// (io/atomic_file.hpp); a failed write stops the run with an IoError and leaves the previous file.
+// A NaN or inf in a step's loss or gradients (or in the parameters after a step) is a NonFiniteError
+// naming the step and the op that produced it (check/finite.hpp), raised before anything is written,
+// so the last checkpoint is the last good one. With on_nonfinite = skip such a step is skipped
+// instead (no update; it is counted in the epoch's "skipped_steps"); an epoch with no good step, or
+// non-finite parameters, stops the run either way. Validation scores that hold NaN or +inf stop the
+// run too (skip: those users rank their target last, counted in "valid_unusable_users").
+//
 // Determinism: the same seed and thread count give the same metrics, bit for bit. Everything random
 // (shuffles, dropout, BERT4Rec masks) draws from one counter-based Rng whose state is checkpointed
 // with the weights and the Adam moments, so a resumed run continues exactly where it stopped.
@@ -22,15 +32,20 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "euler/check/finite.hpp"
 #include "euler/data/dataset.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
@@ -38,6 +53,16 @@
 #include "euler/train/optimizer.hpp"
 
 namespace euler {
+
+// What a step with a NaN or inf loss or gradient does: stop the run (the default) or skip the step.
+enum class NonFiniteAction { stop, skip };
+template <> constexpr auto enum_names<NonFiniteAction>() { return std::array<std::string_view, 2>{"stop", "skip"}; }
+
+// A step went non-finite; the message names the epoch, the step and the op that produced it.
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct TrainOptions {
   int epochs = 500;              // upper bound; early stopping usually ends sooner (authors: 500)
@@ -54,12 +79,13 @@ struct TrainOptions {
   std::string out_dir;           // checkpoints and the log; empty: none
   bool progress = true;          // a progress bar when stderr is a terminal
   bool verbose = true;           // one line per epoch on stderr
+  NonFiniteAction on_nonfinite = NonFiniteAction::stop;  // a NaN/inf step: stop, or skip it
 
   nlohmann::json to_json() const {
     return {{"epochs", epochs},   {"batch_size", batch_size},   {"lr", lr},
             {"weight_decay", weight_decay}, {"adamw", adamw}, {"clip_norm", clip_norm},
             {"patience", patience}, {"seed", seed}, {"threads", threads},
-            {"eval_batch", eval_batch}, {"exclude_history", exclude_history}};
+            {"eval_batch", eval_batch}, {"exclude_history", exclude_history}, {"on_nonfinite", to_string(on_nonfinite)}};
   }
 };
 
@@ -98,10 +124,19 @@ inline void fill_histories(std::span<const std::span<const int32_t>> histories, 
   }
 }
 
+// Rows whose scores hold a NaN or +inf, which make a ranking meaningless (-inf only puts an item
+// last; a NaN target is ranked last), and the first non-finite value of the first such batch.
+struct UnusableScores {
+  int64_t rows = 0;
+  NonFinite first;
+};
+
 // Full-ranking metrics of a model on (history, target) pairs, batched, without recording gradients.
+// `unusable`, when given, counts the rows whose scores hold a NaN or +inf.
 template <class T>
 RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<const int32_t>> histories,
-                        std::span<const int32_t> targets, const RankingOptions& options, int batch = 1024) {
+                        std::span<const int32_t> targets, const RankingOptions& options, int batch = 1024,
+                        UnusableScores* unusable = nullptr) {
   RankingMetrics metrics(options);
   int64_t N = model.config().max_len;
   Tape<T> tape;
@@ -116,6 +151,11 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
     fill_histories(histories.subspan(first, count), N, ids.data());
     TensorView<const int32_t> idv{Shape{int64_t(count), N}, ids.data()};
     TensorView<T> s = model.score(ctx, idv).value();  // [count, K]
+    for (int64_t row = 0; unusable && row < s.shape[0]; ++row) {
+      const T* r = s.data + row * s.shape[1];
+      bool bad = std::any_of(r, r + s.shape[1], [](T x) { return std::isnan(x) || x == std::numeric_limits<T>::infinity(); });
+      if (bad && unusable->rows++ == 0) unusable->first = first_nonfinite_value(tape);
+    }
     TensorView<const float> sf;
     if constexpr (std::is_same_v<T, float>) {
       sf = {s.shape, s.data};
@@ -150,6 +190,9 @@ class Trainer {
     best_ = Tensor<T>::zeros({std::max<int64_t>(1, model_.parameters().numel())});
   }
 
+  // The trainer keeps a reference to the dataset: it must outlive the trainer.
+  Trainer(const EulerFormerConfig& config, const TrainOptions& options, const Dataset&& data) = delete;
+
   EulerFormer<T>& model() { return model_; }
   const Split& split() const { return split_; }
   const TrainState& state() const { return state_; }
@@ -159,11 +202,19 @@ class Trainer {
   // weights (and of the most-popular baseline) as one JSON object.
   nlohmann::json run() {
     set_num_threads(options_.threads);
-    if (!options_.out_dir.empty()) std::filesystem::create_directories(options_.out_dir);
+    if (!options_.out_dir.empty()) prepare_out_dir();
     if (state_.epoch == 0) copy_values(model_.parameters().values(), best_.view());
     while (state_.epoch < options_.epochs && (state_.epoch == 0 || state_.bad_epochs < options_.patience)) {
       nlohmann::json line = train_epoch();
-      RankingMetrics valid = evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch);
+      UnusableScores unusable;
+      RankingMetrics valid = evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch, &unusable);
+      if (unusable.rows > 0) {
+        std::string what = "epoch " + std::to_string(state_.epoch + 1) + ": the validation scores of " + std::to_string(unusable.rows) +
+                           " of " + std::to_string(valid_targets_.size()) + " users hold NaN or inf; " + unusable.first.message();
+        if (options_.on_nonfinite == NonFiniteAction::stop) throw NonFiniteError(what + stopped_note());
+        if (options_.verbose) std::fprintf(stderr, "ranked last: %s\n", what.c_str());
+        line["valid_unusable_users"] = unusable.rows;
+      }
       double ndcg = valid.value("ndcg@10");
       ++state_.epoch;
       bool improved = ndcg > state_.best_metric;
@@ -179,11 +230,7 @@ class Trainer {
       line.update(valid.to_json("valid"));
       line["best_epoch"] = state_.best_epoch;
       report_epoch(line);
-      if (!options_.out_dir.empty()) {
-        if (improved) save_weights(path("best.safetensors"), model_, checkpoint_metadata());
-        save_checkpoint(path("checkpoint.safetensors"));
-        append_log(line);
-      }
+      if (!options_.out_dir.empty()) write_outputs(improved, line);
     }
     return final_report();
   }
@@ -240,18 +287,37 @@ class Trainer {
     const auto& meta = f.metadata();
     for (const char* key : {"train_state", "adam_steps"})
       if (!meta.count(key)) throw safetensors::FormatError(file + ": not a training checkpoint (no '" + key + "' metadata)");
+    // Everything is read and checked before anything of this trainer changes.
+    TrainState state;
+    int64_t steps = 0;
+    try {
+      state = TrainState::from_json(nlohmann::json::parse(meta.at("train_state")));
+      const std::string& text = meta.at("adam_steps");
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), steps);
+      if (ec != std::errc() || end != text.data() + text.size() || steps < 0) throw std::invalid_argument("adam_steps '" + text + "'");
+    } catch (const std::exception& e) {
+      throw safetensors::FormatError(file + ": damaged training state in the metadata: " + e.what());
+    }
+    if (state.epoch < 0 || state.bad_epochs < 0 || state.best_epoch < 0 || state.best_epoch > state.epoch)
+      throw safetensors::FormatError(file + ": damaged training state in the metadata: " + meta.at("train_state"));
     Parameters<T>& p = model_.parameters();
-    for (int i = 0; i < p.count(); ++i) f.copy_to(p.entry(i).name, p.value(i));
-    f.copy_to("best.values", best_.view());
-    int64_t steps = std::stoll(meta.at("adam_steps"));
+    for (int i = 0; i < p.count(); ++i) f.info(p.entry(i).name);  // FormatError naming a missing tensor
+    f.info("best.values");
+    Tensor<T> m1, m2;
     if (steps > 0) {
-      Tensor<T> m1(Shape{p.numel()}), m2(Shape{p.numel()});
+      m1 = Tensor<T>(Shape{p.numel()});
+      m2 = Tensor<T>(Shape{p.numel()});
       f.copy_to("optimizer.moment1", m1.view());
       f.copy_to("optimizer.moment2", m2.view());
-      adam_.set_state(steps, m1.view(), m2.view());
     }
-    state_ = TrainState::from_json(nlohmann::json::parse(meta.at("train_state")));
+    Tensor<T> best(best_.shape());
+    f.copy_to("best.values", best.view());
+    for (int i = 0; i < p.count(); ++i) f.copy_to(p.entry(i).name, p.value(i));
+    copy_values(best.view(), best_.view());
+    if (steps > 0) adam_.set_state(steps, m1.view(), m2.view());
+    state_ = state;
     rng_.set_state(state_.rng);
+    resumed_from_ = file;
   }
 
  private:
@@ -287,6 +353,36 @@ class Trainer {
     s.rng = rng_.state();
     return s;
   }
+  // The output directory exists and takes files; stale temporaries of killed runs are removed.
+  void prepare_out_dir() const {
+    std::error_code ec;
+    if (std::filesystem::exists(options_.out_dir, ec) && !std::filesystem::is_directory(options_.out_dir, ec))
+      throw IoError(options_.out_dir + ": exists and is not a directory (the output directory)");
+    std::filesystem::create_directories(options_.out_dir, ec);
+    if (ec) throw IoError(options_.out_dir + ": cannot create the output directory: " + ec.message());
+    std::string probe = path(".euler_write_test");
+    write_file_atomically(probe, "euler checks that it can write here\n");
+    std::filesystem::remove(probe, ec);
+    remove_stale_temporaries(options_.out_dir);
+  }
+
+  // best (when improved), the log, then the checkpoint: each atomically. A failed write says what
+  // the checkpoint still holds.
+  void write_outputs(bool improved, const nlohmann::json& line) {
+    try {
+      if (improved) save_weights(path("best.safetensors"), model_, checkpoint_metadata());
+      append_log(line);
+      save_checkpoint(path("checkpoint.safetensors"));
+      saved_epoch_ = state_.epoch;
+    } catch (const IoError& e) {
+      std::string held = saved_epoch_ > 0 ? path("checkpoint.safetensors") + " still holds epoch " + std::to_string(saved_epoch_)
+                         : !resumed_from_.empty() ? resumed_from_ + " (epoch " + std::to_string(state_.epoch - 1) + ") is unchanged"
+                                                  : "no checkpoint was written yet";
+      throw IoError(std::string(e.what()) + " (epoch " + std::to_string(state_.epoch) + " not saved; the file it was replacing is "
+                    "unchanged, and " + held + ")");
+    }
+  }
+
   static void copy_values(TensorView<const T> from, TensorView<T> to) { std::copy(from.data, from.data + from.numel(), to.data); }
 
   std::vector<Example> build_examples() const {
@@ -360,6 +456,7 @@ class Trainer {
     Context<T> ctx{tape, model_.parameters(), /*dropout_on=*/true, rng_};
     Tensor<int32_t> ids_buffer({B, N});  // reused by every batch (the last may use fewer rows)
     Tensor<int32_t> targets_buffer = per_position ? Tensor<int32_t>({B, N}) : Tensor<int32_t>({B});
+    int64_t skipped = 0;
     for (int64_t first = 0; first < total; first += B) {
       int64_t count = std::min(B, total - first);
       TensorView<int32_t> ids{Shape{count, N}, ids_buffer.data()};
@@ -367,10 +464,28 @@ class Trainer {
       fill_batch(std::span<const Example>(examples).subspan(size_t(first), size_t(count)), ids, targets);
       tape.reset();
       model_.parameters().zero_grad();
+      RngState before = rng_.state();
       Losses<T> losses = model_.loss(ctx, {ids, targets});
       tape.backward(losses.total, BackwardOptions{.keep_intermediate_grads = false});
-      adam_.step(model_.parameters());
-      loss_sum += double(losses.total.value()[0]);
+      double loss = double(losses.total.value()[0]);
+      double norm = std::isfinite(loss) ? adam_.step(model_.parameters()) : loss;  // Adam skips a non-finite step
+      if (!std::isfinite(norm)) {
+        std::string where = nonfinite_step(tape, ctx, {ids, targets}, before, steps + skipped + 1, loss);
+        if (options_.on_nonfinite == NonFiniteAction::stop) throw NonFiniteError(where + stopped_note());
+        if (options_.verbose && skipped < 3) std::fprintf(stderr, "skipped: %s\n", where.c_str());
+        if (++skipped == (total + B - 1) / B)
+          throw NonFiniteError("every step of epoch " + std::to_string(state_.epoch + 1) + " was non-finite; the last: " +
+                               where + stopped_note());
+        done += count;
+        continue;
+      }
+      if (NonFinite bad = first_nonfinite_parameter(model_.parameters())) {
+        char text[160];
+        std::snprintf(text, sizeof text, ": the optimizer step (lr %g, gradient norm %g) made a parameter non-finite: ", options_.lr, norm);
+        throw NonFiniteError("epoch " + std::to_string(state_.epoch + 1) + ", step " + std::to_string(steps + skipped + 1) + text +
+                             bad.message() + stopped_note());
+      }
+      loss_sum += loss;
       ce_sum += double(losses.ce.value()[0]);
       con_sum += double(losses.contrastive.value()[0]);
       ++steps;
@@ -380,8 +495,42 @@ class Trainer {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options_.progress && isatty(2)) std::fprintf(stderr, "\r%80s\r", "");
     double n = double(std::max<int64_t>(1, steps));
-    return {{"loss", loss_sum / n}, {"loss_ce", ce_sum / n}, {"loss_con", con_sum / n}, {"seconds", seconds},
-            {"seq_per_s", double(total) / std::max(seconds, 1e-9)}, {"examples", total}};
+    nlohmann::json line = {{"loss", loss_sum / n}, {"loss_ce", ce_sum / n}, {"loss_con", con_sum / n}, {"seconds", seconds},
+                           {"seq_per_s", double(total) / std::max(seconds, 1e-9)}, {"examples", total}};
+    if (skipped > 0) line["skipped_steps"] = skipped;
+    return line;
+  }
+
+  // A step's loss or gradients are not finite: replay it (same batch, same Rng draws) keeping every
+  // gradient, and name the op that produced the first NaN or inf. The Rng ends where it was.
+  std::string nonfinite_step(Tape<T>& tape, const Context<T>& ctx, const Batch& batch, RngState before, int64_t step,
+                             double loss) {
+    RngState after = rng_.state();
+    rng_.set_state(before);
+    tape.reset();
+    model_.parameters().zero_grad();
+    Losses<T> again = model_.loss(ctx, batch);
+    if (again.total.requires_grad()) tape.backward(again.total, BackwardOptions{.keep_intermediate_grads = true});
+    NonFinite bad = find_nonfinite(tape);
+    tape.reset();
+    model_.parameters().zero_grad();
+    rng_.set_state(after);
+    char number[64];
+    std::snprintf(number, sizeof number, "%g", loss);
+    return "epoch " + std::to_string(state_.epoch + 1) + ", step " + std::to_string(step) + ": " +
+           (std::isfinite(loss) ? std::string("non-finite gradients (loss ") + number + ")" : std::string("loss is ") + number) +
+           "; " + bad.message();
+  }
+
+  std::string stopped_note() const {
+    std::string advice = options_.on_nonfinite == NonFiniteAction::stop ? " (lower --lr, set --clip, or pass --on-nonfinite skip)"
+                                                                         : " (lower --lr or set --clip)";
+    if (saved_epoch_ > 0)
+      return ". Training stopped; " + path("checkpoint.safetensors") + " holds epoch " + std::to_string(saved_epoch_) +
+             ", the last good one" + advice;
+    if (!resumed_from_.empty())
+      return ". Training stopped; " + resumed_from_ + " (epoch " + std::to_string(state_.epoch) + ") is unchanged" + advice;
+    return ". Training stopped" + std::string(options_.out_dir.empty() ? "" : " before the first checkpoint") + advice;
   }
 
   void progress(int64_t done, int64_t total, std::chrono::steady_clock::time_point start) const {
@@ -402,16 +551,26 @@ class Trainer {
                  line["loss_con"].get<double>(), line["valid_ndcg@10"].get<double>(), line["valid_hr@10"].get<double>(),
                  line["seconds"].get<double>(), line["seq_per_s"].get<double>(),
                  line["best_epoch"].get<int>() == line["epoch"].get<int>() ? "  *" : "");
+    if (line.contains("skipped_steps"))
+      std::fprintf(stderr, "epoch %3d  skipped %lld non-finite steps\n", line["epoch"].get<int>(), line["skipped_steps"].get<long long>());
   }
 
   void append_log(const nlohmann::json& line) const {
-    // The log is rewritten whole each epoch (atomically), so a crash never leaves a torn line.
-    std::string text;
+    // The log is rewritten whole each epoch (atomically), so a crash never leaves a torn line. It is
+    // written before the checkpoint, and keeps only the lines of earlier epochs, so a run killed
+    // between the two and resumed from the previous checkpoint logs each epoch once.
+    std::string old, text;
     try {
-      text = read_file(path("log.jsonl"));
+      old = read_file(path("log.jsonl"));
     } catch (const IoError&) {
     }
-    if (state_.epoch == 1) text.clear();
+    for (size_t start = 0, end; (end = old.find('\n', start)) != std::string::npos; start = end + 1) {
+      nlohmann::json earlier = nlohmann::json::parse(old.begin() + std::ptrdiff_t(start), old.begin() + std::ptrdiff_t(end),
+                                                     nullptr, /*allow_exceptions=*/false);
+      if (earlier.is_object() && earlier.contains("epoch") && earlier["epoch"].is_number_integer() &&
+          earlier["epoch"].get<int>() < state_.epoch)
+        text.append(old, start, end - start + 1);
+    }
     write_file_atomically(path("log.jsonl"), text + line.dump() + "\n");
   }
 
@@ -422,6 +581,8 @@ class Trainer {
   Adam<T> adam_;
   Rng rng_;
   TrainState state_;
+  int saved_epoch_ = 0;       // the epoch of the last checkpoint this run wrote (0: none)
+  std::string resumed_from_;  // the checkpoint resume() read
   Tensor<T> best_;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
   std::vector<int32_t> valid_targets_, test_targets_;
