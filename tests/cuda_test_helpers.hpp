@@ -6,7 +6,7 @@
 // is kFloatTolerance = 1e-4 (the acceptance criterion).
 //
 // A test that needs a GPU and finds none calls skip_test(reason): it prints a doctest MESSAGE that
-// starts with "[euler-skip]", which ctest's SKIP_REGULAR_EXPRESSION (tests/CMakeLists.txt) turns into
+// starts with "euler-skip:", which ctest's SKIP_REGULAR_EXPRESSION (tests/CMakeLists.txt) turns into
 // a test reported as skipped, never as passed.
 #pragma once
 
@@ -52,6 +52,6 @@ inline std::vector<float> random_floats(euler::Rng& rng, size_t n, double lo = -
 }
 
 // Marks the running test case as skipped (see the top of this file) and says why.
-inline void skip_test(const std::string& reason) { MESSAGE("[euler-skip] " << reason); }
+inline void skip_test(const std::string& reason) { MESSAGE("euler-skip: " << reason); }
 
 }  // namespace euler_test

@@ -29,6 +29,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -64,7 +65,11 @@ struct DeviceView {
   Shape shape;
   T* data = nullptr;
   int64_t numel() const { return shape.numel(); }
-  operator DeviceView<const T>() const { return {shape, data}; }
+  template <class U>
+    requires(std::is_same_v<U, T> && !std::is_const_v<T>)
+  operator DeviceView<const U>() const {
+    return {shape, data};
+  }
 };
 
 // Device memory owned by one object, freed on the device it came from.

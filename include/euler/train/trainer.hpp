@@ -22,6 +22,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -130,6 +131,19 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
   return metrics;
 }
 
+// A training step that runs elsewhere (the CUDA backend: include/euler/cuda/trainer_backend.hpp). From
+// begin_epoch to end_epoch it holds the parameters and Adam's state; end_epoch writes them back, so the
+// trainer evaluates and checkpoints the CPU model as usual.
+template <class T>
+struct StepBackend {
+  virtual ~StepBackend() = default;
+  virtual void begin_epoch(const Parameters<T>& params, const Adam<T>& adam) = 0;
+  // Forward, backward and an Adam step on one batch, drawing dropout from rng as the CPU step does;
+  // returns the losses {total, ce, contrastive}.
+  virtual std::array<double, 3> step(const Batch& batch, Rng& rng, const AdamConfig& adam) = 0;
+  virtual void end_epoch(Parameters<T>& params, Adam<T>& adam) = 0;
+};
+
 template <class T = float>
 class Trainer {
  public:
@@ -151,6 +165,8 @@ class Trainer {
   }
 
   EulerFormer<T>& model() { return model_; }
+  // Run the training steps through `backend` (null: on the CPU); the caller keeps it alive.
+  void set_step_backend(StepBackend<T>* backend) { backend_ = backend; }
   const Split& split() const { return split_; }
   const TrainState& state() const { return state_; }
   int64_t examples_per_epoch() const { return int64_t(build_examples().size()); }
@@ -360,23 +376,32 @@ class Trainer {
     Context<T> ctx{tape, model_.parameters(), /*dropout_on=*/true, rng_};
     Tensor<int32_t> ids_buffer({B, N});  // reused by every batch (the last may use fewer rows)
     Tensor<int32_t> targets_buffer = per_position ? Tensor<int32_t>({B, N}) : Tensor<int32_t>({B});
+    if (backend_) backend_->begin_epoch(model_.parameters(), adam_);
     for (int64_t first = 0; first < total; first += B) {
       int64_t count = std::min(B, total - first);
       TensorView<int32_t> ids{Shape{count, N}, ids_buffer.data()};
       TensorView<int32_t> targets{per_position ? Shape{count, N} : Shape{count}, targets_buffer.data()};
       fill_batch(std::span<const Example>(examples).subspan(size_t(first), size_t(count)), ids, targets);
-      tape.reset();
-      model_.parameters().zero_grad();
-      Losses<T> losses = model_.loss(ctx, {ids, targets});
-      tape.backward(losses.total, BackwardOptions{.keep_intermediate_grads = false});
-      adam_.step(model_.parameters());
-      loss_sum += double(losses.total.value()[0]);
-      ce_sum += double(losses.ce.value()[0]);
-      con_sum += double(losses.contrastive.value()[0]);
+      if (backend_) {
+        std::array<double, 3> l = backend_->step({ids, targets}, rng_, adam_.config());
+        loss_sum += l[0];
+        ce_sum += l[1];
+        con_sum += l[2];
+      } else {
+        tape.reset();
+        model_.parameters().zero_grad();
+        Losses<T> losses = model_.loss(ctx, {ids, targets});
+        tape.backward(losses.total, BackwardOptions{.keep_intermediate_grads = false});
+        adam_.step(model_.parameters());
+        loss_sum += double(losses.total.value()[0]);
+        ce_sum += double(losses.ce.value()[0]);
+        con_sum += double(losses.contrastive.value()[0]);
+      }
       ++steps;
       done += count;
       progress(done, total, start);
     }
+    if (backend_) backend_->end_epoch(model_.parameters(), adam_);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options_.progress && isatty(2)) std::fprintf(stderr, "\r%80s\r", "");
     double n = double(std::max<int64_t>(1, steps));
@@ -423,6 +448,7 @@ class Trainer {
   Rng rng_;
   TrainState state_;
   Tensor<T> best_;
+  StepBackend<T>* backend_ = nullptr;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
   std::vector<int32_t> valid_targets_, test_targets_;
 };
