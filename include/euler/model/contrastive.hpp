@@ -15,7 +15,8 @@
 //                                    batched matmuls, log_sum_exp_plus): the readable definition;
 //   phase_contrastive_loss           one fused node: per list, [w cos P, w sin P] [cos V, sin V]^T as
 //                                    one product, and a backward written out below. It keeps only the
-//                                    softmax rows [B, N, N]; cos and sin are recomputed (vectorised).
+//                                    softmax rows [B, N, N]; cos and sin are recomputed (vectorised, and
+//                                    the view's from P's by the double-angle formulas).
 //
 //     Var<float> l = euler::phase_contrastive_loss(ctx, phases, w, ids, 1.0, 1e-5, ContrastiveMode::authors);
 #pragma once
@@ -84,50 +85,56 @@ Var<T> phase_contrastive_loss_composed(const Context<T>& ctx, Var<T> phases /*[B
   return sum(per_position * tape.constant(valid, "valid")) * T(lamb / double(std::max<int64_t>(1, count)));
 }
 
-// What both passes of the fused loss read, by value (the backward closure keeps a copy).
+// The operands of one list's similarity product, S = a c^T (see phase_contrastive_loss): filled per
+// list into buffers a thread keeps for all its lists.
+//   a = [w cos P, w sin P]  [N, 2h]       c = [cos V, sin V]  [N, 2h]
+// The view V is 2 P where the dropout keeps an angle and 0 where it drops it, so its cosine and sine come
+// from those of P by the double-angle formulas (cos 2P = cos^2 P - sin^2 P, sin 2P = 2 sin P cos P): one
+// cos and one sin per angle for both views.
 template <class T>
-struct PhaseContrastivePlan {
+struct ContrastiveOperands {
   using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
-  const T* phases;        // P [B, N, h]
-  const T* w;             // [h]
-  const int32_t* ids;     // [B, N]
-  int64_t N, h;
-  bool masked;            // ContrastiveMode::masked
-  bool two_views;         // V = dropout(P, 0.5) (training), else V = P
-  DropoutMask view_mask;
+  Array cos_p, sin_p;  // [N, h]
+  Matrix a, c;         // [N, 2h]
 
-  // Per list b: cos and sin of P and of V [N, h], and the product operands a = [w cos P, w sin P],
-  // c = [cos V, sin V] [N, 2h]. (The backward recomputes them: cheaper than keeping them.)
-  struct Features {
-    Array cos_p, sin_p, cos_v, sin_v;
-    Matrix a, c;
-  };
-  void features(int64_t b, Features& f) const {
+  // List b of phases [B, N, h]; view_mask is read at (b N + t) h + i when two_views.
+  void fill(const T* phases, const T* w, int64_t b, int64_t N, int64_t h, bool two_views, const DropoutMask& view_mask) {
     Eigen::Map<const Array> p(phases + b * N * h, N, h);
-    Eigen::Map<const Row> wr(w, h);
-    Array v = p;
-    if (two_views)
-      for (int64_t t = 0; t < N; ++t)
-        for (int64_t i = 0; i < h; ++i) v(t, i) = view_mask.keep((b * N + t) * h + i) ? T(2) * p(t, i) : T(0);
-    f.cos_p = p.cos();
-    f.sin_p = p.sin();
-    f.cos_v = v.cos();
-    f.sin_v = v.sin();
-    f.a.resize(N, 2 * h);
-    f.c.resize(N, 2 * h);
-    f.a.leftCols(h) = (f.cos_p.rowwise() * wr).matrix();
-    f.a.rightCols(h) = (f.sin_p.rowwise() * wr).matrix();
-    f.c.leftCols(h) = f.cos_v.matrix();
-    f.c.rightCols(h) = f.sin_v.matrix();
+    Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>> wr(w, h);
+    cos_p = p.cos();
+    sin_p = p.sin();
+    a.resize(N, 2 * h);
+    c.resize(N, 2 * h);
+    a.leftCols(h) = (cos_p.rowwise() * wr).matrix();
+    a.rightCols(h) = (sin_p.rowwise() * wr).matrix();
+    if (!two_views) {
+      c.leftCols(h) = cos_p.matrix();
+      c.rightCols(h) = sin_p.matrix();
+      return;
+    }
+    const int64_t first = b * N * h;
+    for (int64_t t = 0; t < N; ++t) {
+      const T* cp = cos_p.data() + t * h;
+      const T* sp = sin_p.data() + t * h;
+      T* cv = c.data() + t * 2 * h;
+      T* sv = cv + h;
+      for (int64_t i = 0; i < h; ++i) {
+        const bool keep = view_mask.keep(first + t * h + i);
+        cv[i] = keep ? cp[i] * cp[i] - sp[i] * sp[i] : T(1);  // cos 2P, or cos 0
+        sv[i] = keep ? T(2) * sp[i] * cp[i] : T(0);          // sin 2P, or sin 0
+      }
+    }
   }
-  // Does query t of list b count in the mean (every query does in the authors' mode)?
-  bool counts(int64_t b, int64_t t) const { return !masked || ids[b * N + t] != 0; }
 };
 
 // The phase contrastive loss of one set of phases as one fused node; returns [] (lamb * cl).
 // Same values and gradients as phase_contrastive_loss_composed, and the same draws from ctx.rng.
+//
+// Per list: Z = S / tep = a c^T / tep (one [N, 2h] x [2h, N] product), with -10000 on padding keys in the
+// masked mode; the positive S[t, t] / tep is Z's diagonal; loss_t = lse_t(Z) - Z[t, t] with
+// lse_t = log(sum_s exp Z[t, s] + 1e-5). The node keeps the softmax rows exp(Z - lse) [B, N, N] for
+// the backward, which recomputes a and c.
 template <class T>
 Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/, Var<T> w /*[h]*/,
                               TensorView<const int32_t> ids /*[B, N]*/, double tep, double lamb, ContrastiveMode mode) {
@@ -154,29 +161,27 @@ Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/
   const T inv_tep = T(1 / tep), scale = T(lamb / double(std::max<int64_t>(1, count)));
   const T* pv = phases.value().data;
   const T* wv = w.value().data;
+  // Does query t of list b count in the mean (every query does in the authors' mode)?
+  auto counts = [kept_ids, masked, N](int64_t b, int64_t t) { return !masked || kept_ids[b * N + t] != 0; };
 
-  const PhaseContrastivePlan<T> plan{pv, wv, kept_ids, N, h, masked, two_views, view_mask};
   TensorView<T> probs = tape.alloc(Shape{B, N, N});  // softmax rows exp(Z - lse) = d lse / dZ, for the backward
   TensorView<T> per_list = tape.alloc(Shape{B});
   parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
-    typename PhaseContrastivePlan<T>::Features f;
+    ContrastiveOperands<T> f;
     for (int64_t b = b0; b < b1; ++b) {
-      plan.features(b, f);
+      f.fill(pv, wv, b, N, h, two_views, view_mask);
       Eigen::Map<Matrix> z(probs.data + b * N * N, N, N);
-      z.noalias() = f.a * f.c.transpose();
-      z *= inv_tep;  // Z = S / tep
+      z.noalias() = (f.a * f.c.transpose()) * inv_tep;  // Z = S / tep
       if (masked)
         for (int64_t s = 0; s < N; ++s)
           if (kept_ids[b * N + s] == 0) z.col(s).array() += T(-10000);
-      // S[t, t] = sum_i w_i cos(P - V) = sum_i w_i (cos P cos V + sin P sin V)
-      Eigen::Map<const Row> wr(wv, h);
-      Array positive = ((f.cos_p * f.cos_v + f.sin_p * f.sin_v).rowwise() * wr).rowwise().sum() * inv_tep;
       T total = 0;
       for (int64_t t = 0; t < N; ++t) {
-        T m = z.row(t).maxCoeff();
-        T lse = m + std::log((z.row(t).array() - m).exp().sum() + T(1e-5) * std::exp(-m));
+        const T positive = z(t, t);  // a key of a counted query is never masked
+        const T m = z.row(t).maxCoeff();
+        const T lse = m + std::log((z.row(t).array() - m).exp().sum() + T(1e-5) * std::exp(-m));
         z.row(t) = (z.row(t).array() - lse).exp().matrix();
-        if (plan.counts(b, t)) total += lse - positive(t);
+        if (counts(b, t)) total += lse - positive;
       }
       per_list[b] = total;
     }
@@ -187,46 +192,46 @@ Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/
   loss[0] = total * scale;
 
   const T* probs_kept = probs.data;
-  return tape.record(op, loss, {phases, w}, [phases, w, plan, B, N, h, inv_tep, scale, probs_kept](auto, TensorView<const T> dy) {
-    // With u_t = dy lamb / count (0 for a query the mean leaves out), D = P - V and a, c as above:
-    //   from lse_t:        dZ[t, :] = u_t probs[t, :],  dS = dZ / tep,  da = dS c,  dc = dS^T a
-    //   from -S[t, t]/tep: dD = u_t w sin D / tep,  dw -= u_t cos D / tep
-    //   through a:         dP += w (-sin P da_cos + cos P da_sin),  dw += cos P da_cos + sin P da_sin
-    //   through c:         dV += -sin V dc_cos + cos V dc_sin
-    //   D = P - V:         dP += dD,  dV -= dD;   and V = 2 P where kept (P itself without dropout)
+  return tape.record(op, loss, {phases, w}, [=](auto, TensorView<const T> dy) {
+    // loss = scale sum_(b,t counted) [lse_t(Z) - Z[t, t]],  Z = a c^T / tep.  With u_t = dy scale (0 when
+    // query t does not count):
+    //   dZ = u (probs - I)  (row t scaled by u_t),   dS = dZ / tep,   da = dS c,   dc = dS^T a
+    //   a = [w cos P, w sin P]:  dP += w (cos P da_sin - sin P da_cos),   dw += sum_t (cos P da_cos + sin P da_sin)
+    //   c = [cos V, sin V]:      dV = cos V dc_sin - sin V dc_cos,   and V = 2 P where kept (0 where dropped;
+    //                            V = P without the view):  dP += 2 dV where kept (dV without the view)
     T* dp = phases.requires_grad() ? phases.grad_accumulator().data : nullptr;
     T* dw = w.requires_grad() ? w.grad_accumulator().data : nullptr;
     TensorView<T> dw_lists = phases.tape->alloc(Shape{B, h});  // per list, summed in a fixed order after
     const T u_all = dy[0] * scale;
-    const T* wv = plan.w;
     parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
-      typename PhaseContrastivePlan<T>::Features f;
+      ContrastiveOperands<T> f;
       Matrix ds, da, dc;
-      Array u(N, 1);
       for (int64_t b = b0; b < b1; ++b) {
-        plan.features(b, f);
-        for (int64_t t = 0; t < N; ++t) u(t, 0) = plan.counts(b, t) ? u_all : T(0);
+        f.fill(pv, wv, b, N, h, two_views, view_mask);
         ds = Eigen::Map<const Matrix>(probs_kept + b * N * N, N, N);
-        ds.array().colwise() *= u.col(0) * inv_tep;
+        for (int64_t t = 0; t < N; ++t) {
+          const T u = counts(b, t) ? u_all * inv_tep : T(0);
+          ds(t, t) -= T(1);
+          ds.row(t) *= u;
+        }
         da.noalias() = ds * f.c;
         dc.noalias() = ds.transpose() * f.a;
         Eigen::Map<const Row> wr(wv, h);
-        Array sin_d = f.sin_p * f.cos_v - f.cos_p * f.sin_v, cos_d = f.cos_p * f.cos_v + f.sin_p * f.sin_v;
-        Array dd = (sin_d.rowwise() * wr).colwise() * (u.col(0) * inv_tep);
-        Array da_cos = da.leftCols(h).array(), da_sin = da.rightCols(h).array();
-        Array dpb = (f.cos_p * da_sin - f.sin_p * da_cos).rowwise() * wr + dd;
-        Array dv = f.cos_v * dc.rightCols(h).array() - f.sin_v * dc.leftCols(h).array() - dd;
-        if (dp) {
-          T* dpl = dp + b * N * h;
-          for (int64_t t = 0; t < N; ++t)
-            for (int64_t i = 0; i < h; ++i) {
-              T through_view = plan.two_views ? (plan.view_mask.keep((b * N + t) * h + i) ? T(2) * dv(t, i) : T(0)) : dv(t, i);
-              dpl[t * h + i] += dpb(t, i) + through_view;
-            }
-        }
-        if (dw)
-          Eigen::Map<Row>(dw_lists.data + b * h, h) =
-              (f.cos_p * da_cos + f.sin_p * da_sin).colwise().sum() - (cos_d.colwise() * (u.col(0) * inv_tep)).colwise().sum();
+        auto da_cos = da.leftCols(h).array(), da_sin = da.rightCols(h).array();
+        if (dw) Eigen::Map<Row>(dw_lists.data + b * h, h) = (f.cos_p * da_cos + f.sin_p * da_sin).colwise().sum();
+        if (!dp) continue;
+        Eigen::Map<Array> dpl(dp + b * N * h, N, h);
+        dpl += (f.cos_p * da_sin - f.sin_p * da_cos).rowwise() * wr;
+        const T* cv = f.c.data();
+        const T* dcv = dc.data();
+        T* dpr = dp + b * N * h;
+        for (int64_t t = 0; t < N; ++t)
+          for (int64_t i = 0; i < h; ++i) {
+            const T cos_v = cv[t * 2 * h + i], sin_v = cv[t * 2 * h + h + i];
+            const T dv = cos_v * dcv[t * 2 * h + h + i] - sin_v * dcv[t * 2 * h + i];
+            if (!two_views) dpr[t * h + i] += dv;
+            else if (view_mask.keep((b * N + t) * h + i)) dpr[t * h + i] += T(2) * dv;
+          }
       }
     });
     if (dw)

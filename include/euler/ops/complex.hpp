@@ -327,19 +327,6 @@ Var<T> rotate_by_phase(Var<T> x /*[..., D]*/, Var<T> phase /*[S...], suffix of [
 // with_phase maps z to |z| e^{i theta~}. Same values and gradients as the composition (tests compare
 // them), including the zero-gradient convention at z = 0.
 
-// Sums over the rows of a [rows, cols] block, column by column (each thread owns whole columns, so
-// the result is the same for any thread count): out[c] += sum_r a[r, c] (* b[r, c] when b is given).
-template <class T>
-void add_column_sums(const T* a, const T* b, int64_t rows, int64_t cols, T* out) {
-  parallel_for(cols, std::max<int64_t>(1, kComplexGrain / std::max<int64_t>(1, rows)), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      T total = 0;
-      for (int64_t r = 0; r < rows; ++r) total += b ? a[r * cols + c] * b[r * cols + c] : a[r * cols + c];
-      out[c] += total;
-    }
-  });
-}
-
 // Adds the [cols] column sums of a block to a parameter of shape [cols] or [] (then their sum).
 template <class T>
 void add_reduced(const T* a, const T* b, int64_t rows, int64_t cols, Var<T> target) {

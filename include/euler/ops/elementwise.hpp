@@ -11,7 +11,9 @@
 
 #include "euler/core/eigen.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <numbers>
 
 #include "euler/core/tape.hpp"
@@ -36,6 +38,36 @@ inline constexpr int64_t kElementwiseGrain = 1 << 15;  // elements per thread wo
 template <class F>
 void for_chunks(int64_t n, F&& f) {
   parallel_for(n, kElementwiseGrain, f);
+}
+
+// Reduction chunks for `rows` rows of `length` elements: a count fixed by the sizes alone (never by the
+// thread count), so that per-chunk partial sums added in chunk order give the same bits for any thread count.
+inline int64_t reduction_chunks(int64_t rows, int64_t length) {
+  constexpr int64_t kMaxChunks = 64;
+  return std::clamp<int64_t>(rows * length / kElementwiseGrain, 1, std::max<int64_t>(1, std::min(rows, kMaxChunks)));
+}
+
+// out[c] += sum_r a[r, c] (* b[r, c] when b is given) over a row-major [rows, cols] block: the gradient of
+// anything broadcast over rows (a bias, a per-channel parameter). Rows are read in order (vectorised, one
+// pass over memory), split into reduction_chunks whose partial sums are added in chunk order, so the
+// result is the same for any thread count.
+template <class T>
+void add_column_sums(const T* a, const T* b, int64_t rows, int64_t cols, T* out) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  if (rows <= 0 || cols <= 0) return;
+  const int64_t chunks = reduction_chunks(rows, cols);
+  std::vector<T> partial(size_t(chunks * cols), T(0));
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      Eigen::Map<A> sums(partial.data() + c * cols, cols);
+      for (int64_t r = rows * c / chunks; r < rows * (c + 1) / chunks; ++r) {
+        if (b) sums += Eigen::Map<const A>(a + r * cols, cols) * Eigen::Map<const A>(b + r * cols, cols);
+        else sums += Eigen::Map<const A>(a + r * cols, cols);
+      }
+    }
+  });
+  Eigen::Map<A> total(out, cols);
+  for (int64_t c = 0; c < chunks; ++c) total += Eigen::Map<const A>(partial.data() + c * cols, cols);
 }
 
 // ---- broadcasting -----------------------------------------------------------------------------
@@ -119,9 +151,18 @@ void accumulate_grad(const Broadcast& bc, bool small, T* d, const T* dy, const T
     parallel_for(bc.outer, std::max<int64_t>(1, kElementwiseGrain / inner), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) Eigen::Map<A>(d + r * inner, inner) += g(CA(dy + r * inner, inner), CA(other, inner));
     });
-  } else {  // this operand is the repeated row: sum the rows
+  } else {  // this operand is the repeated row: sum the rows, in fixed chunks (the same for any thread count)
+    const int64_t chunks = reduction_chunks(bc.outer, inner);
+    std::vector<T> partial(size_t(chunks * inner), T(0));
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        Eigen::Map<A> sums(partial.data() + c * inner, inner);
+        for (int64_t r = bc.outer * c / chunks; r < bc.outer * (c + 1) / chunks; ++r)
+          sums += g(CA(dy + r * inner, inner), CA(other + r * inner, inner));
+      }
+    });
     Eigen::Map<A> drow(d, inner);
-    for (int64_t r = 0; r < bc.outer; ++r) drow += g(CA(dy + r * inner, inner), CA(other + r * inner, inner));
+    for (int64_t c = 0; c < chunks; ++c) drow += CA(partial.data() + c * inner, inner);
   }
 }
 

@@ -13,7 +13,7 @@
 
 #include <algorithm>
 
-#include "euler/core/tape.hpp"
+#include "euler/ops/elementwise.hpp"
 
 namespace euler {
 
@@ -137,16 +137,7 @@ Var<T> linear(Var<T> x /*[..., in]*/, Var<T> weight /*[out, in]*/, Var<T> bias /
     // y = x W^T + b  =>  dx += dy W,  dW += dy^T x,  db += sum over rows of dy
     if (x.requires_grad()) gemm(dy.data, rows, out, false, weight.value().data, out, in, false, x.grad_accumulator().data, true);
     if (weight.requires_grad()) gemm(dy.data, rows, out, true, x.value().data, rows, in, false, weight.grad_accumulator().data, true);
-    if (bias.requires_grad()) {
-      T* db = bias.grad_accumulator().data;
-      parallel_for(out, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, rows)), [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c) {  // each thread owns whole columns: the same sums for any thread count
-          T total = 0;
-          for (int64_t r = 0; r < rows; ++r) total += dy[r * out + c];
-          db[c] += total;
-        }
-      });
-    }
+    if (bias.requires_grad()) add_column_sums(dy.data, static_cast<const T*>(nullptr), rows, out, bias.grad_accumulator().data);
   });
 }
 

@@ -187,13 +187,6 @@ Var<T> log_softmax(Var<T> x /*[..., S]*/) {
 
 // ---- layer_norm ---------------------------------------------------------------------------------
 
-// Reduction chunks for `rows` rows of `length` elements: a count fixed by the sizes alone (never by the
-// thread count), so that per-chunk partial sums added in chunk order give the same bits for any thread count.
-inline int64_t reduction_chunks(int64_t rows, int64_t length) {
-  constexpr int64_t kMaxChunks = 64;
-  return std::clamp<int64_t>(rows * length / kElementwiseGrain, 1, std::max<int64_t>(1, std::min(rows, kMaxChunks)));
-}
-
 // y = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis, with the biased variance (as
 // PyTorch). Row mean and 1/sqrt(var + eps) are kept on the tape for the backward.
 template <class T>
