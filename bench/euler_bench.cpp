@@ -13,11 +13,15 @@
 //
 //   ./build/bench/euler-bench --batch 256,4096 --len 50 --threads 2
 //   ./build/bench/euler-bench --batch 256 --len 50,100,200 --dim 64 --steps 10
+//   ./build/bench/euler-bench --batch 256,4096 --device cuda      # + the CUDA backend's gpu_* figures
 //
 // Lists (comma-separated) in --batch, --len and --dim run every combination in turn. Never fails on
 // timing; exits non-zero only on bad flags.
 #include <euler/eulerformer.hpp>
 #include <euler/train/optimizer.hpp>
+#if EULER_WITH_CUDA
+#include <euler/cuda/bench.hpp>
+#endif
 
 #include <cxxopts.hpp>
 #include <sys/resource.h>
@@ -120,7 +124,7 @@ double gemm_ceiling(int64_t n) {
 struct Options {
   int layers = 2, heads = 2, items = 3416, threads = 2, steps = 20, warmup = 3, infer_batch = 1024;
   double dropout = 0.5, lamb = 1e-5;
-  std::string pos = "euler", objective = "last";
+  std::string pos = "euler", objective = "last", device = "cpu";
   bool infer = true, gemm = true;
   uint64_t seed = 2024;
 };
@@ -198,6 +202,14 @@ nlohmann::json run_one(const Options& o, int B, int N, int D, double ceiling) {
     out["users_per_s"] = U / (infer.median_ms / 1e3);
     out["infer_gflops"] = (fi.encoder + fi.logits_per_row * U) / (infer.median_ms / 1e3) / 1e9;
   }
+#if EULER_WITH_CUDA
+  if (o.device == "cuda") {  // the same configuration on the GPU, beside the CPU figures
+    Tensor<int32_t> gpu_users({o.infer_batch, N});
+    for (int64_t i = 0; i < gpu_users.numel(); ++i) gpu_users[i] = random_item();
+    out.update(euler::cuda::gpu_bench(model, ids.view(), targets.view(), gpu_users.view(), o.warmup, o.steps, o.seed + 2));
+    out["gpu_speedup"] = train.median_ms / out["gpu_median_ms"].get<double>();
+  }
+#endif
   tape.reset();
   out["peak_rss_mb"] = peak_rss_mb();
   out["pool_mb"] = double(tape.pool().reserved_bytes()) / (1024.0 * 1024.0);
@@ -228,6 +240,7 @@ int main(int argc, char** argv) {
     ("infer-batch", "users per inference batch", cxxopts::value<int>(o.infer_batch)->default_value("1024"))
     ("gemm", "measure the Eigen GEMM ceiling (2048^3) first", cxxopts::value<bool>(o.gemm)->default_value("true"))
     ("seed", "seed of the generated batches and the model", cxxopts::value<uint64_t>(o.seed)->default_value("2024"))
+    ("device", "cpu | cuda: also time the CUDA backend (gpu_* figures beside the CPU's)", cxxopts::value<std::string>(o.device)->default_value("cpu"))
     ("h,help", "this help");
   // clang-format on
   try {
@@ -242,6 +255,12 @@ int main(int argc, char** argv) {
     std::vector<int> dims = parse_list("dim", args["dim"].as<std::string>());
     if (o.threads < 1 || o.steps < 1 || o.warmup < 0 || o.items < 2 || o.infer_batch < 1)
       throw std::runtime_error("--threads, --steps, --infer-batch must be >= 1, --items >= 2, --warmup >= 0");
+    if (o.device != "cpu" && o.device != "cuda") throw std::runtime_error("--device: '" + o.device + "' is not one of cpu|cuda");
+#if EULER_WITH_CUDA
+    if (euler::cuda::Status s = euler::cuda::status(); o.device == "cuda" && !s.usable()) throw std::runtime_error("--device cuda: " + s.reason);
+#else
+    if (o.device == "cuda") throw std::runtime_error("--device cuda: this euler-bench was built without the CUDA backend (needs nvcc)");
+#endif
     euler::set_num_threads(o.threads);
     double ceiling = o.gemm ? gemm_ceiling(2048) : 0;
     for (int D : dims)

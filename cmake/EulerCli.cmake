@@ -11,6 +11,9 @@ euler_target_defaults(euler_cli)
 if(TARGET cxxopts::cxxopts)
   target_link_libraries(euler_cli PRIVATE cxxopts::cxxopts)
 endif()
+if(TARGET euler::cuda)  # euler train --device cuda
+  target_link_libraries(euler_cli PRIVATE euler::cuda)
+endif()
 set_target_properties(euler_cli PROPERTIES
   OUTPUT_NAME euler
   RUNTIME_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/bin")

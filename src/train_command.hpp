@@ -9,6 +9,7 @@
 #include <euler/train/trainer.hpp>
 
 #include "common_options.hpp"
+#include "device_option.hpp"
 
 namespace euler::cli {
 
@@ -48,6 +49,8 @@ inline int train_command(int argc, char** argv) {
       ("patience", "stop after this many epochs without a better valid NDCG@10", cxxopts::value<int>()->default_value("15"))
       ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("2024"))
       ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("device", "where the training steps run: cpu | cuda (the CUDA backend, SASRec; evaluation stays on the CPU)",
+       cxxopts::value<std::string>()->default_value("cpu"))
       ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
       ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
       ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl", cxxopts::value<std::string>())
@@ -123,12 +126,16 @@ inline int train_command(int argc, char** argv) {
   if (t.patience < 1) throw cxxopts::exceptions::exception("--patience must be >= 1");
   c.n_items = 2;  // placeholder until the data is read; validate the rest before reading anything
   c.validate();
+  const std::string device = args["device"].as<std::string>();
+  check_device(device, c);
 
   set_num_threads(t.threads);
   Dataset data = load_dataset(data_path, data_options(args));
   if (t.verbose) std::cerr << data.summary() << "\n";
   Trainer<float> trainer(c, t, data);
   if (args.count("resume")) trainer.resume(args["resume"].as<std::string>());
+  std::unique_ptr<StepBackend<float>> gpu = step_backend(device, trainer.model(), t.verbose);
+  trainer.set_step_backend(gpu.get());
   nlohmann::json result = trainer.run();
   std::cout << result.dump() << std::endl;
   return 0;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -170,6 +171,19 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
   return metrics;
 }
 
+// A training step that runs elsewhere (the CUDA backend: include/euler/cuda/trainer_backend.hpp). From
+// begin_epoch to end_epoch it holds the parameters and Adam's state; end_epoch writes them back, so the
+// trainer evaluates and checkpoints the CPU model as usual.
+template <class T>
+struct StepBackend {
+  virtual ~StepBackend() = default;
+  virtual void begin_epoch(const Parameters<T>& params, const Adam<T>& adam) = 0;
+  // Forward, backward and an Adam step on one batch, drawing dropout from rng as the CPU step does;
+  // returns the losses {total, ce, contrastive}.
+  virtual std::array<double, 3> step(const Batch& batch, Rng& rng, const AdamConfig& adam) = 0;
+  virtual void end_epoch(Parameters<T>& params, Adam<T>& adam) = 0;
+};
+
 template <class T = float>
 class Trainer {
  public:
@@ -194,6 +208,8 @@ class Trainer {
   Trainer(const EulerFormerConfig& config, const TrainOptions& options, const Dataset&& data) = delete;
 
   EulerFormer<T>& model() { return model_; }
+  // Run the training steps through `backend` (null: on the CPU); the caller keeps it alive.
+  void set_step_backend(StepBackend<T>* backend) { backend_ = backend; }
   const Split& split() const { return split_; }
   const TrainState& state() const { return state_; }
   int64_t examples_per_epoch() const { return int64_t(build_examples().size()); }
@@ -457,11 +473,25 @@ class Trainer {
     Tensor<int32_t> ids_buffer({B, N});  // reused by every batch (the last may use fewer rows)
     Tensor<int32_t> targets_buffer = per_position ? Tensor<int32_t>({B, N}) : Tensor<int32_t>({B});
     int64_t skipped = 0;
+    if (backend_) backend_->begin_epoch(model_.parameters(), adam_);
     for (int64_t first = 0; first < total; first += B) {
       int64_t count = std::min(B, total - first);
       TensorView<int32_t> ids{Shape{count, N}, ids_buffer.data()};
       TensorView<int32_t> targets{per_position ? Shape{count, N} : Shape{count}, targets_buffer.data()};
       fill_batch(std::span<const Example>(examples).subspan(size_t(first), size_t(count)), ids, targets);
+      if (backend_) {  // the step on another device (CUDA); a non-finite loss stops the run there
+        std::array<double, 3> l = backend_->step({ids, targets}, rng_, adam_.config());
+        if (!std::isfinite(l[0]))
+          throw NonFiniteError("epoch " + std::to_string(state_.epoch + 1) + ", step " + std::to_string(steps + 1) +
+                               ": the device step gave a non-finite loss" + stopped_note());
+        loss_sum += l[0];
+        ce_sum += l[1];
+        con_sum += l[2];
+        ++steps;
+        done += count;
+        progress(done, total, start);
+        continue;
+      }
       tape.reset();
       model_.parameters().zero_grad();
       RngState before = rng_.state();
@@ -492,6 +522,7 @@ class Trainer {
       done += count;
       progress(done, total, start);
     }
+    if (backend_) backend_->end_epoch(model_.parameters(), adam_);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options_.progress && isatty(2)) std::fprintf(stderr, "\r%80s\r", "");
     double n = double(std::max<int64_t>(1, steps));
@@ -584,6 +615,7 @@ class Trainer {
   int saved_epoch_ = 0;       // the epoch of the last checkpoint this run wrote (0: none)
   std::string resumed_from_;  // the checkpoint resume() read
   Tensor<T> best_;
+  StepBackend<T>* backend_ = nullptr;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
   std::vector<int32_t> valid_targets_, test_targets_;
 };
