@@ -236,3 +236,29 @@ TEST_CASE("composed layer: the same bits for a given thread count") {
   CHECK(a.total == again.total);
   CHECK(a.grads == again.grads);
 }
+
+TEST_CASE("fused layer: a second backward on the same tape adds the same gradients again, as the composed layer") {
+  EulerFormerConfig c = small_config(Backbone::sasrec, PosScheme::euler, 6);
+  EulerFormer<double> model(c, 2);
+  RandomBatch rb = random_batch(c, 9, 3);
+  for (bool fused : {true, false}) {
+    model.set_fused(fused);
+    Parameters<double>& p = model.parameters();
+    p.zero_grad();
+    Tape<double> tape;
+    Rng rng(4);
+    Context<double> ctx{tape, p, true, rng};
+    Losses<double> l = model.loss(ctx, rb.batch());
+    tape.backward(l.total);
+    std::vector<double> once(p.grads().begin(), p.grads().end());
+    tape.backward(l.total);
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < once.size(); ++i) {
+      worst = std::max(worst, std::abs(p.grads()[int64_t(i)] - 2 * once[i]));
+      largest = std::max(largest, std::abs(once[i]));
+    }
+    CAPTURE(fused);
+    CHECK(worst <= 1e-12 * largest);
+    CHECK(largest > 1e-3);
+  }
+}

@@ -85,7 +85,7 @@ struct FusedLayerPlan {
   DropoutMask view_q{RandomStream(), 0, 0.0}, view_k{RandomStream(), 0, 0.0};  // contrastive views
   DropoutMask attn_mask{RandomStream(), 0, 0.0}, dense_mask{RandomStream(), 0, 0.0}, ffn_mask{RandomStream(), 0, 0.0};
   T contrastive_scale = 0;          // lamb / count
-  T d_contrastive = 0;              // d(loss)/d(contrastive output), set by that output's backward
+  T d_contrastive = 0;              // d(loss)/d(contrastive output) of this backward pass, set by that output's backward
 
   int64_t queries_per_list() const { return rows ? 1 : N; }
   int64_t first_query(int64_t b) const { return rows ? rows[b] : 0; }  // list b's queries: rows first.. first + Qn
@@ -548,6 +548,7 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
           backward_tile(p, tile, dout.data + b0 * Qn * D, dx, grads[size_t(c)]);
         }
     });
+    plan->d_contrastive = 0;  // consumed: a later pass that sends nothing to the contrastive output sees 0
     // Thread partials in a fixed order into the parameters' gradients.
     auto all = p.in.all();
     for (size_t i = 0; i < all.size(); ++i) {
@@ -565,7 +566,7 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
   for (int64_t b = 0; b < B; ++b) total += per_list[b];  // a fixed order
   cl[0] = total * p.contrastive_scale;
   Var<T> contrastive = tape.record("transformer_layer.contrastive", cl, {result}, [plan, result](auto, TensorView<const T> dy) {
-    plan->d_contrastive += dy[0];
+    plan->d_contrastive = dy[0];  // this pass's gradient; the layer's backward uses it, then clears it
     result.grad_accumulator();  // zero-filled if nothing else flowed into the layer's output
   });
   return {result, contrastive};
