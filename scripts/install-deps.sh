@@ -12,6 +12,7 @@ packages=(
   doctest-dev          # tests (+ doctest_discover_tests)
   libcxxopts-dev       # command-line programs
   nlohmann-json3-dev   # JSON configs and reports
+  librsvg2-bin         # rsvg-convert: the tests render every SVG euler writes to PNG
 )
 for arg in "$@"; do
   case "$arg" in

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include <euler/plot/training_curves.hpp>
 #include <euler/train/trainer.hpp>
 
 #include "common_options.hpp"
@@ -57,6 +58,8 @@ inline int train_command(int argc, char** argv) {
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
       ("on-nonfinite", "a step with a NaN or inf loss or gradient: stop (name the op and exit) | skip (no update)",
        cxxopts::value<std::string>()->default_value("stop"))
+      ("plot", "directory for the training curves: loss and validation metrics per epoch as SVG, and curves.csv",
+       cxxopts::value<std::string>())
       ("quiet", "no per-epoch lines or progress bar")
       ("h,help", "show this help");
   auto args = options.parse(argc, argv);
@@ -129,6 +132,13 @@ inline int train_command(int argc, char** argv) {
   const std::string device = args["device"].as<std::string>();
   check_device(device, c);
 
+  std::string plot_dir = args.count("plot") ? args["plot"].as<std::string>() : "";
+  if (!plot_dir.empty()) {  // fail now, not after training
+    std::error_code error;
+    std::filesystem::create_directories(plot_dir, error);
+    if (error) throw IoError(plot_dir + ": cannot create the --plot directory: " + error.message());
+  }
+
   set_num_threads(t.threads);
   Dataset data = load_dataset(data_path, data_options(args));
   if (t.verbose) std::cerr << data.summary() << "\n";
@@ -137,6 +147,12 @@ inline int train_command(int argc, char** argv) {
   std::unique_ptr<StepBackend<float>> gpu = step_backend(device, trainer.model(), t.verbose);
   trainer.set_step_backend(gpu.get());
   nlohmann::json result = trainer.run();
+  if (!plot_dir.empty()) {
+    // With --out, log.jsonl holds every epoch (also those before a --resume); otherwise this run's.
+    std::string log = t.out_dir.empty() ? "" : (std::filesystem::path(t.out_dir) / "log.jsonl").string();
+    std::vector<nlohmann::json> epochs = log.empty() ? trainer.history() : plot::read_json_lines(log);
+    plot::write_training_curves(plot_dir, epochs, std::filesystem::path(data_path).filename().string());
+  }
   std::cout << result.dump() << std::endl;
   return 0;
 }

@@ -212,6 +212,8 @@ class Trainer {
   void set_step_backend(StepBackend<T>* backend) { backend_ = backend; }
   const Split& split() const { return split_; }
   const TrainState& state() const { return state_; }
+  // One JSON record per epoch trained by this object (the lines it appends to log.jsonl).
+  const std::vector<nlohmann::json>& history() const { return history_; }
   int64_t examples_per_epoch() const { return int64_t(build_examples().size()); }
 
   // Train until early stopping or the epoch limit, then report valid and test metrics of the best
@@ -246,6 +248,7 @@ class Trainer {
       line.update(valid.to_json("valid"));
       line["best_epoch"] = state_.best_epoch;
       report_epoch(line);
+      history_.push_back(line);
       if (!options_.out_dir.empty()) write_outputs(improved, line);
     }
     return final_report();
@@ -618,6 +621,7 @@ class Trainer {
   StepBackend<T>* backend_ = nullptr;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
   std::vector<int32_t> valid_targets_, test_targets_;
+  std::vector<nlohmann::json> history_;
 };
 
 }  // namespace euler

@@ -1,0 +1,152 @@
+// euler/plot/training_curves.hpp: the curves of a training run (loss terms and validation metrics per
+// epoch) as SVG plots and one CSV, from the per-epoch records the trainer keeps (the lines of its
+// log.jsonl). This is what `euler train --plot DIR` writes.
+//
+//     std::vector<nlohmann::json> epochs = euler::plot::read_json_lines("run/log.jsonl");
+//     std::vector<std::string> files = euler::plot::write_training_curves("run/plots", epochs, "ml-1m");
+//
+// Files in DIR:
+//   curves.csv       every numeric field of every epoch (epoch, loss, loss_ce, loss_con, valid_*, ...)
+//   loss.svg         cross-entropy (and the total, when the contrastive term is on) per epoch
+//   contrastive.svg  the phase contrastive term per epoch (only when it is not zero throughout)
+//   validation.svg   validation HR@10, NDCG@10 and MRR@10 per epoch, the best epoch marked
+// A field missing from some epochs is NaN there (a gap in its curve, "nan" in the CSV).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "euler/io/atomic_file.hpp"
+#include "euler/plot/charts.hpp"
+#include "euler/plot/csv.hpp"
+
+namespace euler::plot {
+
+// The JSON object on each non-empty line of a file; a line that is not a JSON object is an IoError
+// naming the file and the line.
+inline std::vector<nlohmann::json> read_json_lines(const std::string& path) {
+  std::string text = read_file(path);
+  std::vector<nlohmann::json> records;
+  size_t start = 0, line = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    ++line;
+    std::string_view content(text.data() + start, end - start);
+    if (content.find_first_not_of(" \t\r") != std::string_view::npos) {
+      nlohmann::json record = nlohmann::json::parse(content.begin(), content.end(), nullptr, /*allow_exceptions=*/false);
+      if (!record.is_object())
+        throw IoError(path + ":" + std::to_string(line) + ": not a JSON object (expected one record per line)");
+      records.push_back(std::move(record));
+    }
+    start = end + 1;
+  }
+  return records;
+}
+
+// Field `key` of every record as a number, NaN where it is missing or not a number.
+inline std::vector<double> numeric_field(const std::vector<nlohmann::json>& records, const std::string& key) {
+  std::vector<double> out;
+  for (const nlohmann::json& r : records) {
+    auto it = r.find(key);
+    out.push_back(it != r.end() && it->is_number() ? it->get<double>() : std::nan(""));
+  }
+  return out;
+}
+
+// The numeric fields of the records, in a readable order: epoch, the loss terms, the validation
+// metrics (HR, NDCG, MRR, each by K), the rest alphabetically.
+inline std::vector<std::string> numeric_fields(const std::vector<nlohmann::json>& records) {
+  std::vector<std::string> keys;
+  for (const nlohmann::json& r : records)
+    for (auto it = r.begin(); it != r.end(); ++it)
+      if (it.value().is_number() && std::find(keys.begin(), keys.end(), it.key()) == keys.end()) keys.push_back(it.key());
+  // Sort key: (group, metric, K, name).
+  auto rank = [](const std::string& key) {
+    static const std::vector<std::string> kFirst = {"epoch", "loss", "loss_ce", "loss_con"};
+    static const std::vector<std::string> kMetrics = {"hr", "ndcg", "mrr"};
+    auto first = std::find(kFirst.begin(), kFirst.end(), key);
+    if (first != kFirst.end()) return std::tuple{int(first - kFirst.begin()), 0, 0, key};
+    size_t at = key.find('@');
+    if (key.rfind("valid_", 0) == 0 && at != std::string::npos) {
+      auto metric = std::find(kMetrics.begin(), kMetrics.end(), key.substr(6, at - 6));
+      int k = std::atoi(key.c_str() + at + 1);
+      return std::tuple{10, int(metric - kMetrics.begin()), k, key};
+    }
+    return std::tuple{20, 0, 0, key};
+  };
+  std::sort(keys.begin(), keys.end(), [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+  return keys;
+}
+
+// Write the files listed above into `dir` (created if needed); returns their paths. `run` names the
+// run in the titles (e.g. the data file); may be empty.
+inline std::vector<std::string> write_training_curves(const std::string& dir, const std::vector<nlohmann::json>& records,
+                                                      const std::string& run = "") {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) throw IoError(dir + ": cannot create the plot directory: " + error.message());
+  std::vector<std::string> written;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::string path = (fs::path(dir) / name).string();
+    write_file_atomically(path, text);
+    written.push_back(path);
+  };
+  std::string suffix = run.empty() ? "" : " (" + run + ")";
+
+  std::vector<std::string> keys = numeric_fields(records);
+  std::vector<std::vector<double>> columns;
+  for (const std::string& k : keys) columns.push_back(numeric_field(records, k));
+  Csv csv(keys.empty() ? std::vector<std::string>{"epoch"} : keys);
+  for (size_t r = 0; r < records.size() && !keys.empty(); ++r) {
+    std::vector<CsvCell> row;
+    for (const std::vector<double>& c : columns) row.emplace_back(c[r]);
+    csv.row(row);
+  }
+  write("curves.csv", csv.str());
+
+  std::vector<double> epoch = numeric_field(records, "epoch");
+  std::vector<double> con = numeric_field(records, "loss_con");
+  bool contrastive = std::any_of(con.begin(), con.end(), [](double v) { return std::isfinite(v) && v != 0; });
+
+  LinePlot loss;
+  loss.title = "training loss per epoch" + suffix;
+  loss.x_label = "epoch";
+  loss.y_label = "mean loss over the epoch's batches";
+  loss.integer_x = true;
+  loss.series.push_back({"cross-entropy", epoch, numeric_field(records, "loss_ce")});
+  if (contrastive) loss.series.push_back({"total (cross-entropy + contrastive)", epoch, numeric_field(records, "loss")});
+  write("loss.svg", loss.svg());
+
+  if (contrastive) {
+    LinePlot c;
+    c.title = "phase contrastive loss per epoch" + suffix;
+    c.x_label = "epoch";
+    c.y_label = "contrastive term (sum over layers, weighted by lamb)";
+    c.integer_x = true;
+    c.series.push_back({"contrastive", epoch, con});
+    write("contrastive.svg", c.svg());
+  }
+
+  LinePlot valid;
+  valid.title = "validation metrics per epoch" + suffix;
+  valid.x_label = "epoch";
+  valid.y_label = "metric (full ranking)";
+  valid.integer_x = true;
+  for (const char* metric : {"hr@10", "ndcg@10", "mrr@10"})
+    valid.series.push_back({std::string("valid ") + metric, epoch, numeric_field(records, std::string("valid_") + metric)});
+  std::vector<double> best = numeric_field(records, "best_epoch");
+  if (!best.empty() && std::isfinite(best.back())) valid.markers.push_back({best.back(), "best epoch"});
+  write("validation.svg", valid.svg());
+  return written;
+}
+
+}  // namespace euler::plot
