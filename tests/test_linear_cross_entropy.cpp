@@ -89,6 +89,33 @@ TEST_CASE("linear_cross_entropy: gradcheck, the same bits for a given thread cou
   for (double g : x.grad()) CHECK(g == 0);
 }
 
+TEST_CASE("linear_cross_entropy: an upstream gradient other than 1, and only one operand needing a gradient") {
+  // Forward forms the unit loss's gradient and backward scales it by dloss: check that scaling, and
+  // that an operand without a gradient is left alone while the other still gets its own.
+  std::mt19937_64 gen(5);
+  Tensor<double> X = uniform({70, 5}, gen), W = uniform({11, 5}, gen);
+  std::vector<int32_t> targets(70);
+  for (size_t i = 0; i < targets.size(); ++i) targets[i] = i % 4 == 1 ? -100 : int32_t(gen() % 11);
+  TensorView<const int32_t> t{Shape{70}, targets.data()};
+  Tape<double> ref_tape;
+  Var<double> xr = ref_tape.input(X), wr = ref_tape.input(W);
+  ref_tape.backward(affine(cross_entropy(matmul(xr, wr, false, true), t), -2.5, 1.0));
+  for (int which = 0; which < 3; ++which) {  // 0: both need gradients, 1: only x, 2: only the table
+    CAPTURE(which);
+    Tape<double> tape;
+    Var<double> x = which == 2 ? tape.constant(X) : tape.input(X);
+    Var<double> w = which == 1 ? tape.constant(W) : tape.input(W);
+    Var<double> loss = affine(linear_cross_entropy(x, w, t), -2.5, 1.0);  // dloss = -2.5
+    tape.backward(loss);
+    if (which != 2)
+      for (int64_t i = 0; i < X.numel(); ++i) REQUIRE(x.grad()[i] == doctest::Approx(xr.grad()[i]).epsilon(1e-12));
+    if (which != 1)
+      for (int64_t i = 0; i < W.numel(); ++i) REQUIRE(w.grad()[i] == doctest::Approx(wr.grad()[i]).epsilon(1e-12));
+    if (which == 2) CHECK_FALSE(x.requires_grad());
+    if (which == 1) CHECK_FALSE(w.requires_grad());
+  }
+}
+
 TEST_CASE("linear_cross_entropy: shape and target errors name the op") {
   std::mt19937_64 gen(5);
   Tape<double> tape;
