@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -47,10 +48,22 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The process's peak resident memory since the last reset_peak_rss() (VmHWM; getrusage's ru_maxrss
+// where /proc is missing, which cannot be reset).
 double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmHWM:  1234 kB"
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return double(usage.ru_maxrss) / 1024.0;  // Linux: kilobytes
+}
+
+// Start a new peak (Linux: writing 5 to clear_refs resets VmHWM to the current RSS), so that each
+// configuration's peak is its own and not the GEMM ceiling's matrices or an earlier configuration's.
+void reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  if (clear) clear << "5";
 }
 
 std::vector<int> parse_list(const std::string& flag, const std::string& text) {
@@ -106,19 +119,39 @@ Measured time_steps(int warmup, int steps, F&& step) {
   return {median(ms), *std::min_element(ms.begin(), ms.end()), *std::max_element(ms.begin(), ms.end())};
 }
 
-// This machine's fp32 GEMM rate with Eigen at the current thread count (median of 5 runs, GFLOP/s).
-double gemm_ceiling(int64_t n) {
-  Eigen::MatrixXf a = Eigen::MatrixXf::Random(n, n), b = Eigen::MatrixXf::Random(n, n), c(n, n);
-  std::vector<double> rates;
-  for (int i = 0; i < 6; ++i) {
-    auto t0 = Clock::now();
-    c.noalias() = a * b;
-    double s = seconds_since(t0);
-    if (i > 0) rates.push_back(2.0 * double(n) * double(n) * double(n) / s / 1e9);  // first run warms up
+// This machine's fp32 GEMM ceiling at the current thread count, GFLOP/s: the better of two ways
+// of keeping every thread busy with Eigen's single-threaded kernel (the one every product of the
+// model runs, in pieces): one 2048^3 product through euler::gemm (row pieces on the pool), and one
+// 1024^3 product per thread, all at once. Median of 5 runs each, after a warm-up run.
+double gemm_ceiling() {
+  const int threads = euler::num_threads();
+  auto rate = [](double flops, auto&& run) {
+    std::vector<double> rates;
+    for (int i = 0; i < 6; ++i) {
+      auto t0 = Clock::now();
+      run();
+      double s = seconds_since(t0);
+      if (i > 0) rates.push_back(flops / s / 1e9);
+    }
+    return median(rates);
+  };
+  const int64_t big = 2048, small = 1024;
+  Eigen::MatrixXf a = Eigen::MatrixXf::Random(big, big), b = Eigen::MatrixXf::Random(big, big), c(big, big);
+  double split = rate(2.0 * big * big * big, [&] { euler::gemm(a.data(), big, big, false, b.data(), big, big, false, c.data(), false); });
+  std::vector<Eigen::MatrixXf> as, bs, cs;
+  for (int t = 0; t < threads; ++t) {
+    as.push_back(Eigen::MatrixXf::Random(small, small));
+    bs.push_back(Eigen::MatrixXf::Random(small, small));
+    cs.emplace_back(small, small);
   }
-  volatile float sink = c(0, 0);
+  double independent = rate(2.0 * threads * small * small * small, [&] {
+    euler::parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) cs[t].noalias() = as[t] * bs[t];
+    });
+  });
+  volatile float sink = c(0, 0) + cs[0](0, 0);
   (void)sink;
-  return median(rates);
+  return std::max(split, independent);
 }
 
 struct Options {
@@ -238,7 +271,7 @@ int main(int argc, char** argv) {
     ("warmup", "untimed steps first", cxxopts::value<int>(o.warmup)->default_value("3"))
     ("infer", "also time full-ranking inference", cxxopts::value<bool>(o.infer)->default_value("true"))
     ("infer-batch", "users per inference batch", cxxopts::value<int>(o.infer_batch)->default_value("1024"))
-    ("gemm", "measure the Eigen GEMM ceiling (2048^3) first", cxxopts::value<bool>(o.gemm)->default_value("true"))
+    ("gemm", "measure the GEMM ceiling first (2048^3 through euler::gemm, or 1024^3 per thread)", cxxopts::value<bool>(o.gemm)->default_value("true"))
     ("seed", "seed of the generated batches and the model", cxxopts::value<uint64_t>(o.seed)->default_value("2024"))
     ("device", "cpu | cuda: also time the CUDA backend (gpu_* figures beside the CPU's)", cxxopts::value<std::string>(o.device)->default_value("cpu"))
     ("h,help", "this help");
@@ -262,10 +295,13 @@ int main(int argc, char** argv) {
     if (o.device == "cuda") throw std::runtime_error("--device cuda: this euler-bench was built without the CUDA backend (needs nvcc)");
 #endif
     euler::set_num_threads(o.threads);
-    double ceiling = o.gemm ? gemm_ceiling(2048) : 0;
+    double ceiling = o.gemm ? gemm_ceiling() : 0;
     for (int D : dims)
       for (int N : lens)
-        for (int B : batches) std::cout << run_one(o, B, N, D, ceiling).dump() << std::endl;
+        for (int B : batches) {
+          reset_peak_rss();
+          std::cout << run_one(o, B, N, D, ceiling).dump() << std::endl;
+        }
   } catch (const std::exception& e) {
     std::cerr << "euler-bench: " << e.what() << "\n";
     return 2;

@@ -218,7 +218,8 @@ def time_steps(warmup, steps, step):
 
 def run_one(o, B, N, D):
     torch.manual_seed(o.seed)
-    drop = Dropouts(o.dropout_masks, 1 << 24, o.seed)
+    # The pool must hold the largest mask, the attention weights' [B, heads, N, N] (twice, for choice).
+    drop = Dropouts(o.dropout_masks, max(1 << 24, 2 * B * o.heads * N * N), o.seed)
     model = EulerFormerSASRec(o, N, D, drop)
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(o.seed + 1)
