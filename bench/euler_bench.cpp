@@ -156,7 +156,7 @@ double gemm_ceiling() {
 
 struct Options {
   int layers = 2, heads = 2, items = 3416, threads = 2, steps = 20, warmup = 3, infer_batch = 1024;
-  double dropout = 0.5, lamb = 1e-5;
+  double dropout = 0.5, lamb = 1e-5, keep_mb = -1;
   std::string pos = "euler", objective = "last", device = "cpu";
   bool infer = true, gemm = true;
   uint64_t seed = 2024;
@@ -176,6 +176,7 @@ nlohmann::json run_one(const Options& o, int B, int N, int D, double ceiling) {
   c.objective = euler::parse_enum<euler::Objective>("--objective", o.objective);
   c.validate();
   euler::EulerFormer<float> model(c, o.seed);
+  if (o.keep_mb >= 0) model.set_keep_bytes(int64_t(o.keep_mb * 1048576.0));
   euler::Adam adam(euler::AdamConfig{.lr = 1e-3});
 
   // One generated batch: full-length lists of random items, random targets.
@@ -207,6 +208,7 @@ nlohmann::json run_one(const Options& o, int B, int N, int D, double ceiling) {
                         {"dim", D},              {"layers", o.layers},  {"heads", o.heads},
                         {"items", o.items},      {"pos", o.pos},        {"objective", o.objective},
                         {"dropout", o.dropout},  {"threads", o.threads}, {"steps", o.steps},
+                        {"keep_mb", double(model.keep_bytes()) / 1048576.0},
                         {"median_ms", train.median_ms}, {"min_ms", train.min_ms}, {"max_ms", train.max_ms},
                         {"seq_per_s", B / (train.median_ms / 1e3)},
                         {"gflop_per_step", step_flops / 1e9},
@@ -272,6 +274,7 @@ int main(int argc, char** argv) {
     ("infer", "also time full-ranking inference", cxxopts::value<bool>(o.infer)->default_value("true"))
     ("infer-batch", "users per inference batch", cxxopts::value<int>(o.infer_batch)->default_value("1024"))
     ("gemm", "measure the GEMM ceiling first (2048^3 through euler::gemm, or 1024^3 per thread)", cxxopts::value<bool>(o.gemm)->default_value("true"))
+    ("keep-mb", "the fused layer keeps its intermediates for backward up to this many MB per layer, else recomputes them (-1: the library's default)", cxxopts::value<double>(o.keep_mb)->default_value("-1"))
     ("seed", "seed of the generated batches and the model", cxxopts::value<uint64_t>(o.seed)->default_value("2024"))
     ("device", "cpu | cuda: also time the CUDA backend (gpu_* figures beside the CPU's)", cxxopts::value<std::string>(o.device)->default_value("cpu"))
     ("h,help", "this help");

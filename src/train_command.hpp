@@ -53,6 +53,9 @@ inline int train_command(int argc, char** argv) {
       ("device", "where the training steps run: cpu | cuda (the CUDA backend, SASRec; evaluation stays on the CPU)",
        cxxopts::value<std::string>()->default_value("cpu"))
       ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
+      ("keep-mb", "memory per transformer layer for the intermediates its backward reads: kept when they fit "
+       "(faster), recomputed otherwise (0: always recompute, the least memory)",
+       cxxopts::value<int>()->default_value(std::to_string(FusedLayerSpec{}.keep_bytes >> 20)))
       ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
       ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl", cxxopts::value<std::string>())
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
@@ -127,6 +130,8 @@ inline int train_command(int argc, char** argv) {
   if (!(t.lr > 0 && std::isfinite(t.lr))) throw cxxopts::exceptions::exception("--lr must be a finite number > 0");
   if (t.eval_batch < 1) throw cxxopts::exceptions::exception("--eval-batch must be >= 1");
   if (t.patience < 1) throw cxxopts::exceptions::exception("--patience must be >= 1");
+  const int keep_mb = args["keep-mb"].as<int>();
+  if (keep_mb < 0) throw cxxopts::exceptions::exception("--keep-mb must be >= 0");
   c.n_items = 2;  // placeholder until the data is read; validate the rest before reading anything
   c.validate();
   const std::string device = args["device"].as<std::string>();
@@ -143,6 +148,7 @@ inline int train_command(int argc, char** argv) {
   Dataset data = load_dataset(data_path, data_options(args));
   if (t.verbose) std::cerr << data.summary() << "\n";
   Trainer<float> trainer(c, t, data);
+  trainer.model().set_keep_bytes(int64_t(keep_mb) << 20);
   if (args.count("resume")) trainer.resume(args["resume"].as<std::string>());
   std::unique_ptr<StepBackend<float>> gpu = step_backend(device, trainer.model(), t.verbose);
   trainer.set_step_backend(gpu.get());

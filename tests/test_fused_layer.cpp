@@ -66,8 +66,13 @@ struct Run {
   uint64_t draws = 0;
 };
 
-Run run(EulerFormer<double>& model, const RandomBatch& rb, bool fused, bool dropout_on) {
-  model.set_fused(fused);
+// fused: the fused layer, which keeps its tiles' intermediates for backward (these batches are small);
+// recompute: the fused layer computing them again in backward (keep_bytes 0, as for large batches).
+enum class Layer { fused, recompute, composed };
+
+Run run(EulerFormer<double>& model, const RandomBatch& rb, Layer layer, bool dropout_on) {
+  model.set_fused(layer != Layer::composed);
+  model.set_keep_bytes(layer == Layer::recompute ? 0 : FusedLayerSpec{}.keep_bytes);
   Parameters<double>& p = model.parameters();
   p.zero_grad();
   Tape<double> tape;
@@ -77,8 +82,10 @@ Run run(EulerFormer<double>& model, const RandomBatch& rb, bool fused, bool drop
   tape.backward(l.total);
   Run r{l.total.value()[0], l.ce.value()[0], l.contrastive.value()[0], {}, rng.counter()};
   r.grads.assign(p.grads().begin(), p.grads().end());
+  model.set_keep_bytes(FusedLayerSpec{}.keep_bytes);
   return r;
 }
+
 
 // Every parameter's gradient, fused against composed, relative to the largest of that parameter.
 void check_same(const EulerFormer<double>& model, const Run& fused, const Run& composed) {
@@ -102,6 +109,15 @@ void check_same(const EulerFormer<double>& model, const Run& fused, const Run& c
   CHECK(largest_all > 1e-3);  // not a comparison of zeros
 }
 
+// The three ways: fused (kept and recomputed: the same bits) and composed (the same values).
+void check_all(EulerFormer<double>& model, const RandomBatch& rb, bool dropout_on) {
+  Run kept = run(model, rb, Layer::fused, dropout_on), recomputed = run(model, rb, Layer::recompute, dropout_on);
+  Run composed = run(model, rb, Layer::composed, dropout_on);
+  CHECK(kept.total == recomputed.total);
+  CHECK(kept.grads == recomputed.grads);
+  check_same(model, kept, composed);
+}
+
 }  // namespace
 
 TEST_CASE("fused layer == composed layer: every scheme, both backbones and objectives, dropout on and off") {
@@ -118,8 +134,7 @@ TEST_CASE("fused layer == composed layer: every scheme, both backbones and objec
           CAPTURE(dropout_on);
           EulerFormer<double> model(c, 3);
           RandomBatch rb = random_batch(c, 11, 9);  // 11 lists of 7: several tiles only with more lists; see below
-          Run a = run(model, rb, true, dropout_on), b = run(model, rb, false, dropout_on);
-          check_same(model, a, b);
+          check_all(model, rb, dropout_on);
         }
 }
 
@@ -147,23 +162,24 @@ TEST_CASE("fused layer == composed layer: EulerFormer variants, many tiles, leng
       EulerFormer<double> model(c, 5);
       // 45 lists of 13: 19 lists per tile (fused_tile_lists), so three tiles, the last one short.
       RandomBatch rb = random_batch(c, 45, 21);
-      Run a = run(model, rb, true, dropout_on), b = run(model, rb, false, dropout_on);
-      check_same(model, a, b);
+      check_all(model, rb, dropout_on);
     }
 }
 
 TEST_CASE("fused layer: the same bits for a given thread count, and the same values within rounding for others") {
+  // (kept or recomputed intermediates give the same bits too: check_all above, and 3 threads here)
   EulerFormerConfig c = small_config(Backbone::sasrec, PosScheme::euler, 9);
   EulerFormer<double> model(c, 8);
   RandomBatch rb = random_batch(c, 70, 4);
   int previous = num_threads();
   set_num_threads(1);
-  Run one = run(model, rb, true, true), one_again = run(model, rb, true, true);
+  Run one = run(model, rb, Layer::fused, true), one_again = run(model, rb, Layer::fused, true);
   set_num_threads(2);
-  Run a = run(model, rb, true, true), again = run(model, rb, true, true);
+  Run a = run(model, rb, Layer::fused, true), again = run(model, rb, Layer::fused, true);
   set_num_threads(3);
-  Run b = run(model, rb, true, true);
+  Run b = run(model, rb, Layer::fused, true), b_recomputed = run(model, rb, Layer::recompute, true);
   set_num_threads(previous);
+  CHECK(b.grads == b_recomputed.grads);
   CHECK(one.grads == one_again.grads);
   CHECK(a.total == again.total);
   for (const auto& e : model.parameters().entries()) {
@@ -231,7 +247,7 @@ TEST_CASE("composed layer: the same bits for a given thread count") {
   RandomBatch rb = random_batch(c, 70, 4);
   int previous = num_threads();
   set_num_threads(2);
-  Run a = run(model, rb, false, true), again = run(model, rb, false, true);
+  Run a = run(model, rb, Layer::composed, true), again = run(model, rb, Layer::composed, true);
   set_num_threads(previous);
   CHECK(a.total == again.total);
   CHECK(a.grads == again.grads);
@@ -241,8 +257,9 @@ TEST_CASE("fused layer: a second backward on the same tape adds the same gradien
   EulerFormerConfig c = small_config(Backbone::sasrec, PosScheme::euler, 6);
   EulerFormer<double> model(c, 2);
   RandomBatch rb = random_batch(c, 9, 3);
-  for (bool fused : {true, false}) {
-    model.set_fused(fused);
+  for (Layer layer : {Layer::fused, Layer::recompute, Layer::composed}) {
+    model.set_fused(layer != Layer::composed);
+    model.set_keep_bytes(layer == Layer::recompute ? 0 : FusedLayerSpec{}.keep_bytes);
     Parameters<double>& p = model.parameters();
     p.zero_grad();
     Tape<double> tape;
@@ -257,7 +274,7 @@ TEST_CASE("fused layer: a second backward on the same tape adds the same gradien
       worst = std::max(worst, std::abs(p.grads()[int64_t(i)] - 2 * once[i]));
       largest = std::max(largest, std::abs(once[i]));
     }
-    CAPTURE(fused);
+    CAPTURE(int(layer));
     CHECK(worst <= 1e-12 * largest);
     CHECK(largest > 1e-3);
   }

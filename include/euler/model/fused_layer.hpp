@@ -4,8 +4,10 @@
 // The composed layer (model.hpp: attend() and FeedForward) records ~40 nodes whose values are each a
 // [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, each op is a pass over main
 // memory, and this machine moves about 5 GB/s (docs/performance.md). This node does the same arithmetic
-// on tiles of L lists (L N ~ 256 rows), whose intermediates fit in the core's L2 cache, and keeps nothing
-// but its output: backward recomputes a tile's forward, then backpropagates through it. Values, gradients
+// on tiles of L lists (L N ~ 256 rows), whose intermediates fit in the core's L2 cache. When the
+// intermediates backward needs fit the spec's keep_bytes, each tile copies them to tape memory and
+// backward reads them back; otherwise the node keeps nothing but its output and backward recomputes a
+// tile's forward before backpropagating through it (large batches). Values, gradients
 // and random draws are those of the composed layer (tests compare them in double precision), which stays
 // the readable definition and serves the study tools (Trace) and the configurations this node leaves
 // out (learnable frequencies).
@@ -26,7 +28,9 @@
 //     auto [out, contrastive] = fused_layer(ctx, spec, in, x, ids, rows);
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -53,6 +57,9 @@ struct FusedLayerSpec {
   bool contrastive = false;        // the phase contrastive terms (euler, lamb > 0)
   double tep = 1, lamb = 0;
   ContrastiveMode contrastive_mode = ContrastiveMode::authors;
+  // Keep the tiles' intermediates for backward when they take at most this many bytes per layer (one
+  // sequential write and read instead of a second forward); 0: always recompute.
+  int64_t keep_bytes = int64_t(512) << 20;
 };
 
 // The layer's parameters on the tape (empty Vars where a scheme has none).
@@ -86,6 +93,8 @@ struct FusedLayerPlan {
   DropoutMask attn_mask{RandomStream(), 0, 0.0}, dense_mask{RandomStream(), 0, 0.0}, ffn_mask{RandomStream(), 0, 0.0};
   T contrastive_scale = 0;          // lamb / count
   T d_contrastive = 0;              // d(loss)/d(contrastive output) of this backward pass, set by that output's backward
+  T* kept = nullptr;                // each tile's intermediates for backward (kept_per_tile values apart), or null: recompute
+  int64_t kept_per_tile = 0;
 
   int64_t queries_per_list() const { return rows ? 1 : N; }
   int64_t first_query(int64_t b) const { return rows ? rows[b] : 0; }  // list b's queries: rows first.. first + Qn
@@ -149,6 +158,83 @@ struct Tile {
   Matrix<T> dz2, df2, df, da1, dh1, dz1, ddense, dcontext, dq_rot, dk_rot, dv, dq, dk, dphase_q, dphase_k;
   Matrix<T> dprobs;
 };
+
+// probs_kept = dropout(probs), list by list and head by head (mask elements indexed in [B, H, Qn, N]).
+template <class T>
+void keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
+  const int64_t rows = t.probs.rows(), N = p.N, Qn = p.queries_per_list();
+  t.probs_kept.resize(rows, N);
+  const T attn_p = p.dropout_on ? T(p.spec.attn_dropout) : T(0);
+  if (attn_p == 0) {
+    t.probs_kept = t.probs;
+    return;
+  }
+  // The tile's rows are lists b0.. times heads times queries, contiguous in [B, H, Qn, N].
+  apply_dropout<false>(p.attn_mask, t.b0 * p.spec.H * Qn * N, t.probs.data(), t.probs_kept.data(), rows * N,
+                       T(1) / (T(1) - attn_p));
+}
+
+// The intermediates backward_tile reads, with their shapes in a tile of `lists` lists, in a fixed order
+// (f(matrix, rows, cols)): what a tile keeps for backward, or recomputes. probs_kept is left out, since
+// it is probs with the dropout mask applied again (keep_probs).
+template <class T, class F>
+void for_each_kept(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t lists, F&& f) {
+  const FusedLayerSpec& s = p.spec;
+  const int64_t R = lists * p.N, Q = lists * p.queries_per_list(), D = s.D, half = D / 2;
+  f(t.q, R, D);
+  f(t.k, R, D);
+  f(t.v, R, D);
+  if (s.rotation != LayerRotation::none) {
+    f(t.q_rot, R, D);
+    f(t.k_rot, R, D);
+  }
+  if (s.rotation == LayerRotation::euler)
+    for (auto* m : {&t.arg_q, &t.arg_k, &t.phase_q, &t.phase_k}) f(*m, R, half);
+  f(t.probs, lists * s.H * p.queries_per_list(), p.N);
+  for (auto* m : {&t.context, &t.z1, &t.h1, &t.z2}) f(*m, Q, D);
+  f(t.stats1, Q, 2);
+  f(t.stats2, Q, 2);
+  f(t.a1, Q, s.I);
+  f(t.f, Q, s.I);
+}
+
+// Values one tile of `lists` lists keeps (the contrastive softmax rows included).
+template <class T>
+int64_t kept_values(const FusedLayerPlan<T>& p, int64_t lists) {
+  Tile<T> t;
+  int64_t total = 0;
+  for_each_kept(p, t, lists, [&](Matrix<T>&, int64_t rows, int64_t cols) { total += rows * cols; });
+  if (p.spec.contrastive) total += lists * 2 * p.N * p.N;
+  return total;
+}
+
+// Copy a tile's intermediates to dst (kept_values(p, t.lists) values), or back from src into t.
+template <class T>
+void save_tile(const FusedLayerPlan<T>& p, Tile<T>& t, T* dst) {
+  for_each_kept(p, t, t.lists, [&](Matrix<T>& m, int64_t rows, int64_t cols) {
+    assert(m.rows() == rows && m.cols() == cols);
+    std::memcpy(dst, m.data(), sizeof(T) * size_t(rows * cols));
+    dst += rows * cols;
+  });
+  if (p.spec.contrastive) std::memcpy(dst, t.contrastive_probs.data(), sizeof(T) * size_t(t.lists * 2 * p.N * p.N));
+}
+template <class T>
+void load_tile(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t b0, int64_t b1, const T* src) {
+  t.b0 = b0;
+  t.lists = b1 - b0;
+  t.R = t.lists * p.N;
+  t.Q = t.lists * p.queries_per_list();
+  for_each_kept(p, t, t.lists, [&](Matrix<T>& m, int64_t rows, int64_t cols) {
+    m.resize(rows, cols);
+    std::memcpy(m.data(), src, sizeof(T) * size_t(rows * cols));
+    src += rows * cols;
+  });
+  if (p.spec.contrastive) {
+    t.contrastive_probs.resize(size_t(t.lists * 2 * p.N * p.N));
+    std::memcpy(t.contrastive_probs.data(), src, sizeof(T) * t.contrastive_probs.size());
+  }
+  keep_probs(p, t);
+}
 
 }  // namespace fused_detail
 
@@ -224,19 +310,17 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
 
   // Attention per list and head: P = softmax(q~ k~^T / sqrt(dh) + mask), context = dropout(P) v.
   const T scale = T(1 / std::sqrt(double(dh)));
-  const T attn_p = p.dropout_on ? T(s.attn_dropout) : T(0), attn_keep = T(1) / (T(1) - attn_p);
   MatrixMapC<T> q_all(qr, R, D), k_all(kr, R, D);
   t.probs.resize(t.lists * H * Qn, N);
   t.probs_kept.resize(t.lists * H * Qn, N);
   t.context.resize(Q, D);
   t.x_q.resize(Q, D);
   for (int64_t l = 0; l < t.lists; ++l) {
-    const int64_t b = b0 + l, first = p.first_query(b);  // the list's query rows: first .. first + Qn
-    const int32_t* ids = p.ids + b * N;
+    const int64_t first = p.first_query(b0 + l);  // the list's query rows: first .. first + Qn
+    const int32_t* ids = p.ids + (b0 + l) * N;
     t.x_q.middleRows(l * Qn, Qn) = x.middleRows(l * N + first, Qn);
     for (int64_t hh = 0; hh < H; ++hh) {
       auto K = k_all.block(l * N, hh * dh, N, dh);
-      auto V = t.v.block(l * N, hh * dh, N, dh);
       auto P = t.probs.middleRows((l * H + hh) * Qn, Qn);
       P.noalias() = q_all.block(l * N + first, hh * dh, Qn, dh) * K.transpose();
       P *= scale;
@@ -246,14 +330,13 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
         for (int64_t key = 0; key < N; ++key) z[key] += (ids[key] != 0 && (!s.causal || key <= tq)) ? T(0) : T(-10000);
         softmax_in_place(z, N, P.row(j).maxCoeff());
       }
-      auto Pk = t.probs_kept.middleRows((l * H + hh) * Qn, Qn);
-      if (attn_p > 0)  // element index in [B, H, Qn, N]; the block's rows are contiguous
-        apply_dropout<false>(p.attn_mask, (b * H + hh) * Qn * N, P.data(), Pk.data(), Qn * N, attn_keep);
-      else
-        Pk = P;
-      t.context.block(l * Qn, hh * dh, Qn, dh).noalias() = Pk * V;
     }
   }
+  keep_probs(p, t);
+  for (int64_t l = 0; l < t.lists; ++l)
+    for (int64_t hh = 0; hh < H; ++hh)
+      t.context.block(l * Qn, hh * dh, Qn, dh).noalias() =
+          t.probs_kept.middleRows((l * H + hh) * Qn, Qn) * t.v.block(l * N, hh * dh, N, dh);
 
   // h1 = LN1(dropout(context Wd^T + bd) + x)
   const T hidden_p = p.dropout_on ? T(s.hidden_dropout) : T(0), hidden_keep = T(1) / (T(1) - hidden_p);
@@ -517,22 +600,34 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
   if (spec.contrastive)
     p.contrastive_scale = T(spec.lamb / double(std::max<int64_t>(1, contrastive_count(p.ids, B, N, spec.contrastive_mode))));
 
-  // Forward, tile by tile.
-  TensorView<T> out = tape.alloc(rows.data ? Shape{B, D} : Shape{B, N, D});
-  TensorView<T> per_list = tape.alloc(Shape{B});  // contrastive sums per list
-  const int64_t tiles = (B + p.L - 1) / p.L;
-  parallel_for(tiles, 1, [&](int64_t i0, int64_t i1) {
-    fused_detail::Tile<T> tile;
-    for (int64_t i = i0; i < i1; ++i)
-      forward_tile(p, tile, i * p.L, std::min(B, (i + 1) * p.L), out.data + i * p.L * Qn * D,
-                   spec.contrastive ? per_list.data : nullptr);
-  });
-
   std::vector<Var<T>> inputs{x};
   for (Var<T> v : in.all())
     if (v.tape) inputs.push_back(v);
+  const int64_t tiles = (B + p.L - 1) / p.L;
+  // Keep the tiles' intermediates for backward when they fit spec.keep_bytes (else backward recomputes them).
+  const bool backward_wanted =
+      tape.grad_enabled() && std::any_of(inputs.begin(), inputs.end(), [](Var<T> v) { return v.requires_grad(); });
+  if (backward_wanted && spec.keep_bytes > 0) {
+    const int64_t per_tile = fused_detail::kept_values(p, p.L);
+    if (double(tiles) * double(per_tile) * sizeof(T) <= double(spec.keep_bytes)) {
+      p.kept = tape.alloc(Shape{tiles * per_tile}).data;
+      p.kept_per_tile = per_tile;
+    }
+  }
+
+  // Forward, tile by tile.
+  TensorView<T> out = tape.alloc(rows.data ? Shape{B, D} : Shape{B, N, D});
+  TensorView<T> per_list = tape.alloc(Shape{B});  // contrastive sums per list
+  parallel_for(tiles, 1, [&](int64_t i0, int64_t i1) {
+    fused_detail::Tile<T> tile;
+    for (int64_t i = i0; i < i1; ++i) {
+      forward_tile(p, tile, i * p.L, std::min(B, (i + 1) * p.L), out.data + i * p.L * Qn * D,
+                   spec.contrastive ? per_list.data : nullptr);
+      if (p.kept) fused_detail::save_tile(p, tile, p.kept + i * p.kept_per_tile);
+    }
+  });
   Var<T> result = tape.record_n("transformer_layer", out, inputs.data(), inputs.size(), [plan](auto, TensorView<const T> dout) {
-    // The forward again, one tile at a time, then back through it (backward_tile).
+    // Each tile's intermediates, kept or computed again, then back through it (backward_tile).
     const FusedLayerPlan<T>& p = *plan;
     T* dx = p.x.requires_grad() ? p.x.grad_accumulator().data : nullptr;
     const int64_t tiles = (p.B + p.L - 1) / p.L, Qn = p.queries_per_list(), D = p.spec.D;
@@ -540,11 +635,12 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
     std::vector<LayerGrads<T>> grads(size_t(chunks), LayerGrads<T>(p.in));
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       fused_detail::Tile<T> tile;
-      fused_detail::AlignedVector<T> tile_out(size_t(p.L * Qn * D));  // the recomputed output, not needed again
+      fused_detail::AlignedVector<T> tile_out(size_t(p.kept ? 0 : p.L * Qn * D));  // a recomputed output, not needed again
       for (int64_t c = c0; c < c1; ++c)
         for (int64_t i = tiles * c / chunks; i < tiles * (c + 1) / chunks; ++i) {
           const int64_t b0 = i * p.L, b1 = std::min(p.B, (i + 1) * p.L);
-          forward_tile(p, tile, b0, b1, tile_out.data(), static_cast<T*>(nullptr));
+          if (p.kept) fused_detail::load_tile(p, tile, b0, b1, p.kept + i * p.kept_per_tile);
+          else forward_tile(p, tile, b0, b1, tile_out.data(), static_cast<T*>(nullptr));
           backward_tile(p, tile, dout.data + b0 * Qn * D, dx, grads[size_t(c)]);
         }
     });

@@ -87,6 +87,10 @@ class EulerFormer {
   // reference, always used for a Trace and for learnable frequencies). Same values and gradients.
   void set_fused(bool on) { fused_ = on; }
   bool fused() const { return fused_; }
+  // The fused layer keeps each tile's intermediates for backward while a layer's take at most this many
+  // bytes, and recomputes them above it (FusedLayerSpec::keep_bytes; 0: always recompute).
+  void set_keep_bytes(int64_t bytes) { keep_bytes_ = bytes; }
+  int64_t keep_bytes() const { return keep_bytes_; }
   Parameters<T>& parameters() { return params_; }
   const Parameters<T>& parameters() const { return params_; }
   const std::vector<Layer>& layers() const { return layers_; }
@@ -300,6 +304,7 @@ class EulerFormer {
     s.tep = c.tep;
     s.lamb = c.lamb;
     s.contrastive_mode = c.contrastive_mode;
+    s.keep_bytes = keep_bytes_;
     return s;
   }
   FusedLayerInputs<T> fused_inputs(const Context<T>& ctx, const Layer& layer, bool want_contrastive) const {
@@ -440,6 +445,7 @@ class EulerFormer {
   std::vector<Layer> layers_;
   Tensor<T> alpha_, sinusoid_, positions_;
   bool fused_ = true;
+  int64_t keep_bytes_ = FusedLayerSpec{}.keep_bytes;
 };
 
 }  // namespace euler
