@@ -1,16 +1,15 @@
 // euler/model/fused_layer.hpp: one transformer layer of EulerFormer as a single tape node, computed in
-// tiles of a few lists that stay in cache, with the layer recomputed tile by tile in backward.
+// tiles of a few lists that stay in cache; backward reads each tile's kept intermediates or recomputes them.
 //
 // The composed layer (model.hpp: attend() and FeedForward) records ~40 nodes whose values are each a
-// [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, each op is a pass over main
-// memory, and this machine moves about 5 GB/s (docs/performance.md). This node does the same arithmetic
-// on tiles of L lists (L N ~ 256 rows), whose intermediates fit in the core's L2 cache. When the
-// intermediates backward needs fit the spec's keep_bytes, each tile copies them to tape memory and
-// backward reads them back; otherwise the node keeps nothing but its output and backward recomputes a
-// tile's forward before backpropagating through it (large batches). Values, gradients
-// and random draws are those of the composed layer (tests compare them in double precision), which stays
-// the readable definition and serves the study tools (Trace) and the configurations this node leaves
-// out (learnable frequencies).
+// [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, and each op is a pass over main
+// memory (docs/performance.md). This node does the same arithmetic on tiles of L lists (L N ~ 256 rows),
+// whose intermediates fit in the core's L2 cache. When what backward reads fits the spec's keep_bytes,
+// each tile copies it to tape memory and backward reads it back; otherwise (large batches) the node keeps
+// nothing but its output and backward recomputes a tile's forward before backpropagating through it.
+// Values, gradients and random draws are those of the composed layer (tests compare them in double
+// precision), which stays the readable definition and serves the study tools (Trace) and the
+// configurations this node leaves out (learnable frequencies).
 //
 // One tile, as the composed layer computes it (rows are positions of the tile's lists; Q the rows that
 // query: all of them, or one per list when `rows` is given, see EulerFormer::encode):
