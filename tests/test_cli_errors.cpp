@@ -122,6 +122,7 @@ TEST_CASE("cli: impossible values are refused with the limit") {
   fails_with(train + " --threads 0", 2, "--threads must be >= 1");
   fails_with(train + " --eval-batch 0", 2, "--eval-batch must be >= 1");
   fails_with(train + " --patience 0", 2, "--patience must be >= 1");
+  fails_with(train + " --keep-mb -1", 2, "--keep-mb must be >= 0");
   fails_with(train + " --lr 0", 2, "--lr must be a finite number > 0");
   fails_with(train + " --lr -0.1", 2, "--lr must be a finite number > 0");
   fails_with(train + " --lr nan", 2, "Argument ", "nan’ failed to parse");

@@ -54,6 +54,12 @@ TEST_CASE("euler train, eval and recommend on a small file") {
                   "/checkpoint.safetensors",
               log) == 0);
   CHECK(nlohmann::json::parse(last_line(read_file(log)))["epochs"].get<int>() == 3);
+
+  // --keep-mb 0 (the fused layer recomputes its intermediates in backward) trains to the same metrics
+  REQUIRE(run("train" + common + " --objective all --epochs 2 --batch-size 32 --quiet --keep-mb 0", log) == 0);
+  auto recomputed = nlohmann::json::parse(last_line(read_file(log)));
+  CHECK(recomputed["valid_ndcg@10"].get<double>() == result["valid_ndcg@10"].get<double>());
+  CHECK(recomputed["test_ndcg@10"].get<double>() == result["test_ndcg@10"].get<double>());
 }
 
 TEST_CASE("euler train and friends: bad invocations give a clear message and a non-zero exit") {
