@@ -86,7 +86,6 @@ Run run(EulerFormer<double>& model, const RandomBatch& rb, Layer layer, bool dro
   return r;
 }
 
-
 // Every parameter's gradient, fused against composed, relative to the largest of that parameter.
 void check_same(const EulerFormer<double>& model, const Run& fused, const Run& composed) {
   CHECK(fused.total == doctest::Approx(composed.total).epsilon(1e-12));
