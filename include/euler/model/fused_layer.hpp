@@ -138,6 +138,13 @@ void linear_rows(const X& x, Var<T> W, Var<T> b, Matrix<T>& y) {
 template <class T>
 struct Tile {
   int64_t b0 = 0, lists = 0, R = 0, Q = 0;   // first list, lists, rows, query rows
+  // The tile is lists [b0, b1) of lists of N positions, Qn of them querying.
+  void start(int64_t first, int64_t end, int64_t N, int64_t Qn) {
+    b0 = first;
+    lists = end - first;
+    R = lists * N;
+    Q = lists * Qn;
+  }
   Matrix<T> x_q;                             // [Q, D] x at the query rows
   Matrix<T> q, k, v;                         // [R, D] projections
   Matrix<T> q_rot, k_rot;                    // [R, D] after the rotation (euler, rope)
@@ -219,10 +226,7 @@ void save_tile(const FusedLayerPlan<T>& p, Tile<T>& t, T* dst) {
 }
 template <class T>
 void load_tile(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t b0, int64_t b1, const T* src) {
-  t.b0 = b0;
-  t.lists = b1 - b0;
-  t.R = t.lists * p.N;
-  t.Q = t.lists * p.queries_per_list();
+  t.start(b0, b1, p.N, p.queries_per_list());
   for_each_kept(p, t, t.lists, [&](Matrix<T>& m, int64_t rows, int64_t cols) {
     m.resize(rows, cols);
     std::memcpy(m.data(), src, sizeof(T) * size_t(rows * cols));
@@ -247,10 +251,7 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
   using namespace fused_detail;
   const FusedLayerSpec& s = p.spec;
   const int64_t N = p.N, D = s.D, H = s.H, dh = D / H, half = D / 2, Qn = p.queries_per_list();
-  t.b0 = b0;
-  t.lists = b1 - b0;
-  t.R = t.lists * N;
-  t.Q = t.lists * Qn;
+  t.start(b0, b1, N, Qn);
   const int64_t R = t.R, Q = t.Q;
   MatrixMapC<T> x(p.x.value().data + b0 * N * D, R, D);  // [R, D]
 
@@ -311,7 +312,6 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
   const T scale = T(1 / std::sqrt(double(dh)));
   MatrixMapC<T> q_all(qr, R, D), k_all(kr, R, D);
   t.probs.resize(t.lists * H * Qn, N);
-  t.probs_kept.resize(t.lists * H * Qn, N);
   t.context.resize(Q, D);
   t.x_q.resize(Q, D);
   for (int64_t l = 0; l < t.lists; ++l) {
