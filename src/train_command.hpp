@@ -196,6 +196,9 @@ inline int eval_command(int argc, char** argv) {
       ("threads", "threads", cxxopts::value<int>()->default_value("2"))
       ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
       ("exclude-history", "drop history items from the ranking")
+      ("ranks", "also write each user's validation and test rank (1 = best) to this file, tab-separated "
+                "(user, valid_rank, test_rank), to compare two checkpoints user by user",
+       cxxopts::value<std::string>())
       ("h,help", "show this help");
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
@@ -224,9 +227,17 @@ inline int eval_command(int argc, char** argv) {
   }
   RankingOptions r;
   r.exclude_history = args.count("exclude-history") > 0;
-  nlohmann::json out = evaluate(loaded.model, valid_h, valid_t, r, batch).to_json("valid");
-  out.update(evaluate(loaded.model, test_h, test_t, r, batch).to_json("test"));
+  std::vector<int64_t> valid_ranks, test_ranks;
+  nlohmann::json out = evaluate(loaded.model, valid_h, valid_t, r, batch, nullptr, &valid_ranks).to_json("valid");
+  out.update(evaluate(loaded.model, test_h, test_t, r, batch, nullptr, &test_ranks).to_json("test"));
   out["users"] = int64_t(split.evaluated_users.size());
+  if (args.count("ranks")) {
+    std::string table = "user\tvalid_rank\ttest_rank\n";
+    for (size_t i = 0; i < split.evaluated_users.size(); ++i)
+      table += data.user_token(split.evaluated_users[i]) + "\t" + std::to_string(valid_ranks[i]) + "\t" +
+               std::to_string(test_ranks[i]) + "\n";
+    write_file_atomically(args["ranks"].as<std::string>(), table);
+  }
   std::cout << out.dump() << std::endl;
   return 0;
 }

@@ -111,6 +111,10 @@ TEST_CASE("cli: an unwritable output directory is reported before any training")
              file + "/grads.safetensors: cannot create");
   fails_with("grad --weights " + f.checkpoint + " --batch " + batch + " --out " + fs::path(file).parent_path().string(), 1,
              "exists and is not a regular file; refusing to replace it");
+  // eval --ranks too.
+  std::string eval = " --data " + f.data + " --format sequences --min-user 0 --min-item 0";
+  fails_with("eval --checkpoint " + f.checkpoint + eval + " --ranks " + file + "/ranks.tsv", 1,
+             "euler eval: error: " + file + "/ranks.tsv: cannot create");
 }
 
 TEST_CASE("cli: impossible values are refused with the limit") {

@@ -5,9 +5,12 @@
 
 #include <euler/data/synthetic.hpp>
 #include <euler/eulerformer.hpp>
+#include <euler/train/metrics.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 
 using namespace euler;
 namespace fs = std::filesystem;
@@ -39,6 +42,40 @@ TEST_CASE("euler train, eval and recommend on a small file") {
   REQUIRE(run("eval --checkpoint " + out + "/best.safetensors" + " --data " + data + " --min-user 0 --min-item 0", log) == 0);
   auto evaluated = nlohmann::json::parse(last_line(read_file(log)));
   CHECK(evaluated["test_ndcg@10"].get<double>() == doctest::Approx(result["test_ndcg@10"].get<double>()).epsilon(1e-12));
+
+  // --ranks writes one rank per user and split; the metrics recomputed from them are the printed ones
+  std::string ranks_file = temp_path("ranks.tsv");
+  REQUIRE(run("eval --checkpoint " + out + "/best.safetensors --data " + data + " --min-user 0 --min-item 0 --ranks " +
+                  ranks_file,
+              log) == 0);
+  CHECK(nlohmann::json::parse(last_line(read_file(log))) == evaluated);
+  std::istringstream table(read_file(ranks_file));
+  std::string header;
+  std::getline(table, header);
+  CHECK(header == "user\tvalid_rank\ttest_rank");
+  std::set<std::string> users;
+  double sums[2][3] = {};  // [valid, test][hr, ndcg, mrr] @10
+  std::string user;
+  int64_t ranks[2];
+  while (table >> user >> ranks[0] >> ranks[1]) {
+    users.insert(user);
+    for (int split = 0; split < 2; ++split) {
+      REQUIRE(ranks[split] >= 1);
+      REQUIRE(ranks[split] <= int64_t(s.items));
+      sums[split][0] += hit_at(ranks[split], 10);
+      sums[split][1] += ndcg_at(ranks[split], 10);
+      sums[split][2] += mrr_at(ranks[split], 10);
+    }
+  }
+  CHECK(table.eof());
+  REQUIRE(users.size() == 120);
+  const char* split_names[2] = {"valid", "test"};
+  const char* metric_names[3] = {"hr", "ndcg", "mrr"};
+  for (int split = 0; split < 2; ++split)
+    for (int m = 0; m < 3; ++m) {
+      std::string key = std::string(split_names[split]) + "_" + metric_names[m] + "@10";
+      CHECK_MESSAGE(sums[split][m] / 120.0 == doctest::Approx(evaluated[key].get<double>()).epsilon(1e-12), key);
+    }
 
   // recommend for a user and for a given history
   REQUIRE(run("recommend --checkpoint " + out + "/best.safetensors --history \"3 17 42\" --k 5", log) == 0);

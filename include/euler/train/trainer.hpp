@@ -133,12 +133,14 @@ struct UnusableScores {
 };
 
 // Full-ranking metrics of a model on (history, target) pairs, batched, without recording gradients.
-// `unusable`, when given, counts the rows whose scores hold a NaN or +inf.
+// `unusable`, when given, counts the rows whose scores hold a NaN or +inf. `ranks`, when given,
+// receives every row's target rank (1 = best) in row order, for per-user and paired comparisons.
 template <class T>
 RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<const int32_t>> histories,
                         std::span<const int32_t> targets, const RankingOptions& options, int batch = 1024,
-                        UnusableScores* unusable = nullptr) {
+                        UnusableScores* unusable = nullptr, std::vector<int64_t>* ranks = nullptr) {
   RankingMetrics metrics(options);
+  if (ranks) ranks->clear();
   int64_t N = model.config().max_len;
   Tape<T> tape;
   Rng unused(0);
@@ -166,7 +168,9 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
       sf = {scores.shape(), scores.data()};
     }
     auto excluded = options.exclude_history ? histories.subspan(first, count) : std::span<const std::span<const int32_t>>{};
-    metrics.add_ranks(target_ranks(sf, targets.subspan(first, count), excluded));
+    std::vector<int64_t> batch_ranks = target_ranks(sf, targets.subspan(first, count), excluded);
+    metrics.add_ranks(batch_ranks);
+    if (ranks) ranks->insert(ranks->end(), batch_ranks.begin(), batch_ranks.end());
   }
   return metrics;
 }
