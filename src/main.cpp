@@ -5,6 +5,7 @@
 #include <string>
 
 #include "grad_command.hpp"
+#include "report_command.hpp"
 #include "train_command.hpp"
 
 namespace {
@@ -18,6 +19,7 @@ const char* kUsage =
     "  eval       evaluate a checkpoint by full ranking on a data file\n"
     "  recommend  top-K next items for a user or a given history\n"
     "  grad       one forward and backward of a checkpoint on a batch file; writes every gradient\n"
+    "  report     markdown tables (or JSON) of run directories: mean ± sd over seeds, paired differences\n"
     "\n"
     "Run 'euler <command> --help' for the options of a command.\n";
 }
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return euler::cli::eval_command(argc - 1, argv + 1);
     if (command == "recommend") return euler::cli::recommend_command(argc - 1, argv + 1);
     if (command == "grad") return euler::cli::grad_command(argc - 1, argv + 1);
+    if (command == "report") return euler::cli::report_command(argc - 1, argv + 1);
     std::cerr << "euler: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const cxxopts::exceptions::exception& e) {
