@@ -3,8 +3,12 @@
 
 #include <cxxopts.hpp>
 
+#include <charconv>
+#include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include <euler/plot/training_curves.hpp>
 #include <euler/train/trainer.hpp>
@@ -13,6 +17,99 @@
 #include "device_option.hpp"
 
 namespace euler::cli {
+
+// How one run of `euler train` is set up beyond its model config and training options.
+struct RunSettings {
+  int64_t keep_bytes = 0;  // the fused layer's keep budget (--keep-mb)
+  std::string device;      // cpu | cuda
+  std::string resume;      // a checkpoint to continue from (empty: start afresh)
+  std::string plot_dir;    // training curves (empty: none)
+  std::string command;     // recorded in result.json
+};
+
+inline nlohmann::json train_one_run(const EulerFormerConfig& c, const TrainOptions& t, const Dataset& data, const RunSettings& run) {
+  Trainer<float> trainer(c, t, data);
+  trainer.model().set_keep_bytes(run.keep_bytes);
+  trainer.set_command(run.command);
+  if (!run.resume.empty()) trainer.resume(run.resume);
+  std::unique_ptr<StepBackend<float>> gpu = step_backend(run.device, trainer.model(), t.verbose);
+  trainer.set_step_backend(gpu.get());
+  nlohmann::json result = trainer.run();
+  if (!run.plot_dir.empty())
+    plot::write_training_curves(run.plot_dir, trainer.epochs(), std::filesystem::path(data.source).filename().string());
+  return result;
+}
+
+// "1,2,3" -> {1, 2, 3}: distinct non-negative integers.
+inline std::vector<uint64_t> parse_seeds(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    uint64_t seed = 0;
+    auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), seed);
+    if (item.empty() || error != std::errc() || end != item.data() + item.size())
+      throw cxxopts::exceptions::exception("--seeds: '" + item + "' is not a seed (expected a list like 1,2,3)");
+    if (std::find(seeds.begin(), seeds.end(), seed) != seeds.end())
+      throw cxxopts::exceptions::exception("--seeds: " + item + " is given twice");
+    seeds.push_back(seed);
+  }
+  if (seeds.empty()) throw cxxopts::exceptions::exception("--seeds: no seed given (expected a list like 1,2,3)");
+  return seeds;
+}
+
+// A seed's run that finished before (its result.json), or null. A result.json written with other
+// settings is an error naming the setting: results of different runs are never mixed.
+inline nlohmann::json finished_run(const EulerFormerConfig& c, const TrainOptions& t) {
+  if (t.out_dir.empty()) return nullptr;
+  std::string file = (std::filesystem::path(t.out_dir) / "result.json").string();
+  if (!std::filesystem::exists(file)) return nullptr;
+  nlohmann::json stored;
+  try {
+    stored = nlohmann::json::parse(read_file(file));
+    nlohmann::json model_now = c.to_json(), train_now = t.to_json();
+    model_now.erase("n_items");  // set from the data, which the run's items are checked against elsewhere
+    train_now.erase("threads");  // the thread count changes no result
+    for (auto [what, now, before] : {std::tuple{"model setting", model_now, stored.at("config")},
+                                     std::tuple{"training option", train_now, stored.at("train")}})
+      for (const auto& [key, value] : now.items())
+        if (!before.contains(key) || before[key] != value)
+          throw DataError(file + ": a finished run with another " + what + ": " + key + " is " +
+                          (before.contains(key) ? before[key].dump() : "missing") + " there, " + value.dump() +
+                          " now; use another --out, or remove " + t.out_dir + " to train it again");
+    return stored.at("result");
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(file + ": not a result.json written by euler train: " + e.what());
+  }
+}
+
+// The mean and sample standard deviation over the seeds of every number the runs report.
+inline nlohmann::json summarize_seeds(const std::vector<uint64_t>& seeds, const std::vector<nlohmann::json>& results) {
+  nlohmann::json summary = {{"seeds", seeds}, {"runs", results.size()}};
+  for (const auto& entry : results.front().items()) {
+    if (!entry.value().is_number()) continue;
+    std::vector<double> values;
+    for (const nlohmann::json& r : results)
+      if (r.contains(entry.key()) && r[entry.key()].is_number()) values.push_back(r[entry.key()].get<double>());
+    if (values.size() != results.size()) continue;
+    double mean = 0, squares = 0;
+    for (double v : values) mean += v / double(values.size());
+    for (double v : values) squares += (v - mean) * (v - mean);
+    double sd = values.size() > 1 ? std::sqrt(squares / double(values.size() - 1)) : 0.0;
+    summary[entry.key()] = {{"mean", mean}, {"sd", sd}, {"values", values}};
+  }
+  return summary;
+}
+
+// The command line as one string, arguments with spaces or quotes in single quotes.
+inline std::string command_line(const std::string& program, int argc, char** argv) {
+  std::string line = program;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`") == std::string::npos;
+    line += " " + (plain ? a : "'" + a + "'");
+  }
+  return line;
+}
 
 inline int train_command(int argc, char** argv) {
   cxxopts::Options options("euler train",
@@ -49,6 +146,9 @@ inline int train_command(int argc, char** argv) {
       ("clip", "clip the global gradient norm to this (0: off)", cxxopts::value<double>()->default_value("0"))
       ("patience", "stop after this many epochs without a better valid NDCG@10", cxxopts::value<int>()->default_value("15"))
       ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("2024"))
+      ("seeds", "several runs, one per seed (e.g. 1,2,3), each in --out/seed-S; prints each run's metrics and then "
+       "their mean and standard deviation. Run the same command again to resume: a finished seed is read from its "
+       "result.json, an unfinished one resumes from its checkpoint", cxxopts::value<std::string>())
       ("threads", "threads", cxxopts::value<int>()->default_value("2"))
       ("device", "where the training steps run: cpu | cuda (the CUDA backend, SASRec; evaluation stays on the CPU)",
        cxxopts::value<std::string>()->default_value("cpu"))
@@ -144,22 +244,53 @@ inline int train_command(int argc, char** argv) {
     if (error) throw IoError(plot_dir + ": cannot create the --plot directory: " + error.message());
   }
 
+  std::vector<uint64_t> seeds = {t.seed};
+  if (args.count("seeds")) {
+    if (args.count("seed")) throw cxxopts::exceptions::exception("give --seed or --seeds, not both");
+    if (args.count("resume"))
+      throw cxxopts::exceptions::exception("--resume is for one run; with --seeds, run the same command again to resume every seed");
+    seeds = parse_seeds(args["seeds"].as<std::string>());
+  }
+
   set_num_threads(t.threads);
   Dataset data = load_dataset(data_path, data_options(args));
   if (t.verbose) std::cerr << data.summary() << "\n";
-  Trainer<float> trainer(c, t, data);
-  trainer.model().set_keep_bytes(int64_t(keep_mb) << 20);
-  if (args.count("resume")) trainer.resume(args["resume"].as<std::string>());
-  std::unique_ptr<StepBackend<float>> gpu = step_backend(device, trainer.model(), t.verbose);
-  trainer.set_step_backend(gpu.get());
-  nlohmann::json result = trainer.run();
-  if (!plot_dir.empty()) {
-    // With --out, log.jsonl holds every epoch (also those before a --resume); otherwise this run's.
-    std::string log = t.out_dir.empty() ? "" : (std::filesystem::path(t.out_dir) / "log.jsonl").string();
-    std::vector<nlohmann::json> epochs = log.empty() ? trainer.history() : plot::read_json_lines(log);
-    plot::write_training_curves(plot_dir, epochs, std::filesystem::path(data_path).filename().string());
+  RunSettings run;
+  run.keep_bytes = int64_t(keep_mb) << 20;
+  run.device = device;
+  run.command = command_line("euler", argc, argv);
+  if (!args.count("seeds")) {
+    run.resume = args.count("resume") ? args["resume"].as<std::string>() : "";
+    run.plot_dir = plot_dir;
+    std::cout << train_one_run(c, t, data, run).dump() << std::endl;
+    return 0;
   }
-  std::cout << result.dump() << std::endl;
+  std::vector<nlohmann::json> results;
+  for (uint64_t seed : seeds) {
+    TrainOptions ts = t;
+    ts.seed = seed;
+    std::string name = "seed-" + std::to_string(seed);
+    if (!t.out_dir.empty()) ts.out_dir = (std::filesystem::path(t.out_dir) / name).string();
+    run.plot_dir = plot_dir.empty() ? "" : (std::filesystem::path(plot_dir) / name).string();
+    run.resume = "";
+    nlohmann::json finished = finished_run(c, ts);
+    if (!finished.is_null()) {
+      if (t.verbose) std::cerr << "seed " << seed << ": finished before, read from " << ts.out_dir << "/result.json\n";
+      results.push_back(finished);
+      continue;
+    }
+    if (!ts.out_dir.empty() && std::filesystem::exists(std::filesystem::path(ts.out_dir) / "checkpoint.safetensors")) {
+      run.resume = (std::filesystem::path(ts.out_dir) / "checkpoint.safetensors").string();
+      if (t.verbose) std::cerr << "seed " << seed << ": resuming from " << run.resume << "\n";
+    } else if (t.verbose) {
+      std::cerr << "seed " << seed << "\n";
+    }
+    results.push_back(train_one_run(c, ts, data, run));
+    if (t.verbose) std::cerr << "seed " << seed << ": " << results.back().dump() << "\n";
+  }
+  nlohmann::json summary = summarize_seeds(seeds, results);
+  if (!t.out_dir.empty()) write_file_atomically((std::filesystem::path(t.out_dir) / "summary.json").string(), summary.dump(2) + "\n");
+  std::cout << summary.dump() << std::endl;
   return 0;
 }
 
@@ -232,11 +363,7 @@ inline int eval_command(int argc, char** argv) {
   out.update(evaluate(loaded.model, test_h, test_t, r, batch, nullptr, &test_ranks).to_json("test"));
   out["users"] = int64_t(split.evaluated_users.size());
   if (args.count("ranks")) {
-    std::string table = "user\tvalid_rank\ttest_rank\n";
-    for (size_t i = 0; i < split.evaluated_users.size(); ++i)
-      table += data.user_token(split.evaluated_users[i]) + "\t" + std::to_string(valid_ranks[i]) + "\t" +
-               std::to_string(test_ranks[i]) + "\n";
-    write_file_atomically(args["ranks"].as<std::string>(), table);
+    write_file_atomically(args["ranks"].as<std::string>(), ranks_table(data, split.evaluated_users, valid_ranks, test_ranks));
   }
   std::cout << out.dump() << std::endl;
   return 0;

@@ -118,3 +118,67 @@ TEST_CASE("euler train and friends: bad invocations give a clear message and a n
   fails_with("recommend --checkpoint /no/such.safetensors --history \"1 2\"", 1, "/no/such.safetensors");
   fails_with("recommend --checkpoint x.safetensors", 2, "exactly one of --user");
 }
+
+TEST_CASE("euler train --seeds: one run per seed, their mean and sd, result.json and ranks.tsv; a rerun resumes") {
+  SyntheticConfig s;
+  s.users = 80;
+  std::string data = temp_path("seeds.txt"), out = temp_path("seeds_run"), log = temp_path("seeds_log");
+  std::ofstream(data) << to_s3rec_text(generate_synthetic(s));
+  std::string train = "train --data " + data + " --max-len 10 --hidden 8 --inner 16 --layers 1 --min-user 0 --min-item 0" +
+                      " --objective all --epochs 2 --batch-size 32 --quiet --out " + out;
+  REQUIRE(run(train + " --seeds 3,1", log) == 0);
+  nlohmann::json summary = nlohmann::json::parse(last_line(read_file(log)));
+  CHECK(summary["seeds"] == nlohmann::json::array({3, 1}));
+  CHECK(summary == nlohmann::json::parse(read_file(out + "/summary.json")));
+
+  // Each seed's directory: result.json (the final report, config, options, data) and ranks.tsv.
+  std::vector<nlohmann::json> results;
+  for (const char* seed : {"3", "1"}) {
+    std::string dir = out + "/seed-" + seed;
+    nlohmann::json r = nlohmann::json::parse(read_file(dir + "/result.json"));
+    CHECK(r["train"]["seed"] == std::stoi(seed));
+    CHECK(r["config"]["pos"] == "euler");
+    CHECK(r["data"]["users"] == 80);
+    CHECK(r["rotation"].size() == 1);  // one layer's delta and b
+    CHECK(r["training_seconds"].get<double>() > 0);
+    CHECK(r["command"].get<std::string>().find("--seeds 3,1") != std::string::npos);
+    for (const char* key : {"test_ndcg@10", "markov_test_ndcg@10", "pop_test_ndcg@10"}) CHECK_MESSAGE(r["result"].contains(key), key);
+    // ranks.tsv gives back the reported test NDCG@10
+    std::istringstream table(read_file(dir + "/ranks.tsv"));
+    std::string header, user;
+    std::getline(table, header);
+    CHECK(header == "user\tvalid_rank\ttest_rank");
+    int64_t valid_rank = 0, test_rank = 0, users = 0;
+    double ndcg = 0;
+    while (table >> user >> valid_rank >> test_rank) ndcg += ndcg_at(test_rank, 10), ++users;
+    CHECK(users == 80);
+    CHECK(ndcg / 80.0 == doctest::Approx(r["result"]["test_ndcg@10"].get<double>()).epsilon(1e-12));
+    results.push_back(r["result"]);
+  }
+  CHECK(results[0]["test_ndcg@10"] != results[1]["test_ndcg@10"]);  // the seeds differ
+  double a = results[0]["test_ndcg@10"].get<double>(), b = results[1]["test_ndcg@10"].get<double>();
+  CHECK(summary["test_ndcg@10"]["mean"].get<double>() == doctest::Approx((a + b) / 2).epsilon(1e-12));
+  CHECK(summary["test_ndcg@10"]["sd"].get<double>() == doctest::Approx(std::abs(a - b) / std::sqrt(2.0)).epsilon(1e-9));
+
+  // The same command again reads the finished seeds; an unfinished seed resumes from its checkpoint.
+  REQUIRE(run(train + " --seeds 3,1", log) == 0);
+  CHECK(nlohmann::json::parse(last_line(read_file(log))) == summary);
+  fs::remove(out + "/seed-1/result.json");
+  REQUIRE(run(train.substr(0, train.find(" --quiet")) + " --out " + out + " --seeds 3,1", log) == 0);
+  CHECK(read_file(log).find("seed 3: finished before") != std::string::npos);
+  CHECK(read_file(log).find("seed 1: resuming from") != std::string::npos);
+  CHECK(nlohmann::json::parse(last_line(read_file(log))) == summary);
+
+  // A finished run with other settings is never mixed in; bad lists are refused.
+  CHECK(run(train + " --seeds 3,1 --lr 0.01", log) == 1);
+  CHECK_MESSAGE(read_file(log).find("seed-3/result.json: a finished run with another training option: lr") != std::string::npos,
+                read_file(log));
+  CHECK(run(train + " --seeds 1,x", log) == 2);
+  CHECK(read_file(log).find("--seeds: 'x' is not a seed") != std::string::npos);
+  CHECK(run(train + " --seeds 1,1", log) == 2);
+  CHECK(run(train + " --seeds 1 --seed 2", log) == 2);
+
+  // euler report reads the directory: one row, the two seeds.
+  REQUIRE(run("report " + out, log) == 0);
+  CHECK_MESSAGE(read_file(log).find("| 1, 3 |") != std::string::npos, read_file(log));
+}

@@ -5,7 +5,8 @@
 // crash. A failed write (full disk, unwritable directory) throws IoError naming the file and the
 // reason, removes the temporary, and leaves the previous file intact. A process killed mid-write
 // (SIGKILL, power loss) leaves the previous file and at worst a temporary ".<name>.tmp.<pid>", which
-// remove_stale_temporaries() cleans up. read_file reads a whole file with the same care for errors.
+// remove_stale_temporaries() cleans up. read_file reads a whole file with the same care for errors;
+// read_json_lines reads a file of one JSON object per line (a run's log.jsonl).
 //
 //     euler::write_file_atomically("run/model.safetensors", bytes);
 //     std::string again = euler::read_file("run/model.safetensors");
@@ -23,6 +24,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace euler {
 
@@ -109,6 +112,28 @@ inline std::string read_file(const std::string& path) {
   }
   ::close(fd);
   return bytes;
+}
+
+// The JSON object on each non-empty line of a file; a line that is not a JSON object is an IoError
+// naming the file and the line.
+inline std::vector<nlohmann::json> read_json_lines(const std::string& path) {
+  std::string text = read_file(path);
+  std::vector<nlohmann::json> records;
+  size_t start = 0, line = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    ++line;
+    std::string_view content(text.data() + start, end - start);
+    if (content.find_first_not_of(" \t\r") != std::string_view::npos) {
+      nlohmann::json record = nlohmann::json::parse(content.begin(), content.end(), nullptr, /*allow_exceptions=*/false);
+      if (!record.is_object())
+        throw IoError(path + ":" + std::to_string(line) + ": not a JSON object (expected one record per line)");
+      records.push_back(std::move(record));
+    }
+    start = end + 1;
+  }
+  return records;
 }
 
 // Removes the temporaries that write_file_atomically left in `dir` when its process was killed

@@ -29,27 +29,7 @@
 
 namespace euler::plot {
 
-// The JSON object on each non-empty line of a file; a line that is not a JSON object is an IoError
-// naming the file and the line.
-inline std::vector<nlohmann::json> read_json_lines(const std::string& path) {
-  std::string text = read_file(path);
-  std::vector<nlohmann::json> records;
-  size_t start = 0, line = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    ++line;
-    std::string_view content(text.data() + start, end - start);
-    if (content.find_first_not_of(" \t\r") != std::string_view::npos) {
-      nlohmann::json record = nlohmann::json::parse(content.begin(), content.end(), nullptr, /*allow_exceptions=*/false);
-      if (!record.is_object())
-        throw IoError(path + ":" + std::to_string(line) + ": not a JSON object (expected one record per line)");
-      records.push_back(std::move(record));
-    }
-    start = end + 1;
-  }
-  return records;
-}
+using euler::read_json_lines;  // io/atomic_file.hpp
 
 // Field `key` of every record as a number, NaN where it is missing or not a number.
 inline std::vector<double> numeric_field(const std::vector<nlohmann::json>& records, const std::string& key) {

@@ -4,7 +4,10 @@
 // each batch run forward, backward and an Adam step. After each epoch the model is evaluated on the
 // validation targets (full ranking, NDCG@10 decides), the best weights are kept, and a checkpoint is
 // written atomically. Training stops after `patience` epochs without improvement; the best weights
-// are then evaluated on the test targets.
+// are then evaluated on the test targets, beside the most-popular and Markov baselines. With an output
+// directory the run leaves there: best.safetensors, checkpoint.safetensors, log.jsonl (one line per
+// epoch), and at the end result.json (the final metrics with the model config, the training options,
+// the data, the training time and the learned rotation) and ranks.tsv (each user's valid/test rank).
 //
 // Training examples (Split::train(u) is a user's sequence without its last two items):
 //   SASRec, objective last  one example per prefix: history train[max(0, t-N) .. t), target train[t]
@@ -50,6 +53,7 @@
 #include "euler/data/dataset.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
+#include "euler/train/baselines.hpp"
 #include "euler/train/metrics.hpp"
 #include "euler/train/optimizer.hpp"
 
@@ -175,6 +179,16 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
   return metrics;
 }
 
+// Each user's validation and test rank as a tab-separated table (user, valid_rank, test_rank), the
+// file `euler eval --ranks` and a run's ranks.tsv hold, for paired comparisons of two models.
+inline std::string ranks_table(const Dataset& data, std::span<const int32_t> users, std::span<const int64_t> valid_ranks,
+                               std::span<const int64_t> test_ranks) {
+  std::string table = "user\tvalid_rank\ttest_rank\n";
+  for (size_t i = 0; i < users.size(); ++i)
+    table += data.user_token(users[i]) + "\t" + std::to_string(valid_ranks[i]) + "\t" + std::to_string(test_ranks[i]) + "\n";
+  return table;
+}
+
 // A training step that runs elsewhere (the CUDA backend: include/euler/cuda/trainer_backend.hpp). From
 // begin_epoch to end_epoch it holds the parameters and Adam's state; end_epoch writes them back, so the
 // trainer evaluates and checkpoints the CPU model as usual.
@@ -218,6 +232,11 @@ class Trainer {
   const TrainState& state() const { return state_; }
   // One JSON record per epoch trained by this object (the lines it appends to log.jsonl).
   const std::vector<nlohmann::json>& history() const { return history_; }
+  // Every epoch of the run: with an output directory, log.jsonl's records (also those of the epochs
+  // before a resume()); without one, history().
+  std::vector<nlohmann::json> epochs() const {
+    return options_.out_dir.empty() ? history_ : read_json_lines(path("log.jsonl"));
+  }
   int64_t examples_per_epoch() const { return int64_t(build_examples().size()); }
 
   // Train until early stopping or the epoch limit, then report valid and test metrics of the best
@@ -255,21 +274,51 @@ class Trainer {
       history_.push_back(line);
       if (!options_.out_dir.empty()) write_outputs(improved, line);
     }
-    return final_report();
+    std::vector<int64_t> valid_ranks, test_ranks;
+    nlohmann::json report = final_report(&valid_ranks, &test_ranks);
+    if (!options_.out_dir.empty()) write_result(report, valid_ranks, test_ranks);
+    return report;
   }
 
-  // The metrics of the best weights on validation and test, plus the popularity baseline on test.
-  nlohmann::json final_report() {
+  // The metrics of the best weights on validation and test, plus the popularity and Markov baselines on test.
+  // valid_ranks and test_ranks, when given, receive each evaluated user's target rank (split().evaluated_users order).
+  nlohmann::json final_report(std::vector<int64_t>* valid_ranks = nullptr, std::vector<int64_t>* test_ranks = nullptr) {
     copy_values(best_.view(), model_.parameters().values());
     nlohmann::json out;
-    out.update(evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch).to_json("valid"));
-    out.update(evaluate(model_, test_histories_, test_targets_, ranking_options(), options_.eval_batch).to_json("test"));
+    out.update(evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch, nullptr, valid_ranks)
+                   .to_json("valid"));
+    out.update(evaluate(model_, test_histories_, test_targets_, ranking_options(), options_.eval_batch, nullptr, test_ranks)
+                   .to_json("test"));
     out.update(popularity_baseline().to_json("pop_test"));
+    out.update(markov_baseline().to_json("markov_test"));
     out["best_epoch"] = state_.best_epoch;
     out["epochs"] = state_.epoch;
     out["users"] = int64_t(split_.evaluated_users.size());
     return out;
   }
+
+  // The learned rotation of each layer (pos euler): delta and b, averaged over their entries when they
+  // are vectors (b: null without the phase bias). Empty for the other positional schemes.
+  nlohmann::json learned_rotation() const {
+    nlohmann::json layers = nlohmann::json::array();
+    const Parameters<T>& p = model_.parameters();
+    auto mean_of = [&](const std::string& name) -> nlohmann::json {
+      if (!p.contains(name)) return nullptr;
+      TensorView<T> v = p.value(name);
+      double sum = 0;
+      for (int64_t i = 0; i < v.numel(); ++i) sum += double(v[i]);
+      return sum / double(std::max<int64_t>(1, v.numel()));
+    };
+    for (int l = 0; l < model_.config().n_layers; ++l) {
+      std::string prefix = "trm_encoder.layer." + std::to_string(l) + ".multi_head_attention.euler.";
+      if (!p.contains(prefix + "delta")) continue;
+      layers.push_back({{"layer", l}, {"delta", mean_of(prefix + "delta")}, {"b", mean_of(prefix + "b")}});
+    }
+    return layers;
+  }
+
+  // The command line that started the run, recorded in result.json (empty: not recorded).
+  void set_command(std::string command) { command_ = std::move(command); }
 
   RankingMetrics popularity_baseline() const {
     std::vector<float> pop = popularity_scores(std::span<const std::span<const int32_t>>(train_sequences_), model_.config().n_items);
@@ -281,6 +330,21 @@ class Trainer {
       auto excluded = options_.exclude_history ? std::span<const std::span<const int32_t>>(test_histories_).subspan(first, count)
                                                : std::span<const std::span<const int32_t>>{};
       metrics.add_ranks(target_ranks(scores.view(), std::span<const int32_t>(test_targets_).subspan(first, count), excluded));
+    }
+    return metrics;
+  }
+
+  // The count-based Markov baseline (train/baselines.hpp: the last 10 items vote by how often each item
+  // followed them in the training sequences) on the test targets: what a model must beat to have
+  // learned more than item-to-item transitions.
+  RankingMetrics markov_baseline() const {
+    MarkovBaseline markov(std::span<const std::span<const int32_t>>(train_sequences_), model_.config().n_items);
+    RankingMetrics metrics(ranking_options());
+    std::span<const std::span<const int32_t>> histories(test_histories_);
+    for (size_t first = 0; first < histories.size(); first += 1024) {
+      size_t count = std::min<size_t>(1024, histories.size() - first);
+      Tensor<float> scores = markov.scores(histories.subspan(first, count));
+      metrics.add(scores.view(), std::span<const int32_t>(test_targets_).subspan(first, count), histories.subspan(first, count));
     }
     return metrics;
   }
@@ -404,6 +468,24 @@ class Trainer {
       throw IoError(std::string(e.what()) + " (epoch " + std::to_string(state_.epoch) + " not saved; the file it was replacing is "
                     "unchanged, and " + held + ")");
     }
+  }
+
+  // The end of a run with --out: result.json (the final report with everything needed to reproduce and
+  // compare it: model config, training options, data, training time, the learned rotation) and
+  // ranks.tsv (every evaluated user's validation and test rank, the format of `euler eval --ranks`).
+  void write_result(const nlohmann::json& report, std::span<const int64_t> valid_ranks, std::span<const int64_t> test_ranks) const {
+    double training_seconds = 0;
+    for (const nlohmann::json& epoch : epochs()) training_seconds += epoch.value("seconds", 0.0);
+    nlohmann::json result = {
+        {"result", report},
+        {"config", model_.config().to_json()},
+        {"train", options_.to_json()},
+        {"data", {{"source", data_.source}, {"users", data_.n_users}, {"items", data_.n_items}, {"interactions", data_.n_interactions}}},
+        {"training_seconds", training_seconds}};
+    if (!command_.empty()) result["command"] = command_;
+    if (nlohmann::json rotation = learned_rotation(); !rotation.empty()) result["rotation"] = rotation;
+    write_file_atomically(path("ranks.tsv"), ranks_table(data_, split_.evaluated_users, valid_ranks, test_ranks));
+    write_file_atomically(path("result.json"), result.dump(2) + "\n");
   }
 
   static void copy_values(TensorView<const T> from, TensorView<T> to) { std::copy(from.data, from.data + from.numel(), to.data); }
@@ -621,6 +703,7 @@ class Trainer {
   TrainState state_;
   int saved_epoch_ = 0;       // the epoch of the last checkpoint this run wrote (0: none)
   std::string resumed_from_;  // the checkpoint resume() read
+  std::string command_;       // recorded in result.json
   Tensor<T> best_;
   StepBackend<T>* backend_ = nullptr;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
