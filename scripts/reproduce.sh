@@ -7,8 +7,9 @@
 #   p2           the literature's protocol: history excluded from the ranking, N = 200, cross-entropy
 #                over all items at every position; SASRec, RoPE and EulerFormer, seeds 1, 2, 3.
 #                About 30-40 min per seed and model on 2 cores (16-25 s per epoch, 60-100 epochs).
-#   p2-ablation  EulerFormer without the contrastive loss, without the phase bias b, with a vector
-#                delta, under p2's settings and seeds. About the same time per row as p2.
+#   p2-ablation  EulerFormer without the contrastive loss, without the phase bias b, without the
+#                adaptation (delta fixed at its initial 1, no b), without the input rotary table, and
+#                with a vector delta, under p2's settings and seeds. About the same time per row as p2.
 #   p1           the paper's protocol (RecBole): history kept in the ranking, N = 50, a loss per
 #                prefix, the authors' model settings and batch 4,096, patience 15; one seed. About 40
 #                times p2's compute per epoch: several hours per row on 2 cores.
@@ -48,9 +49,13 @@ for table in "${@:-p2}"; do
       row p2 eulerformer "${p2[@]}" --pos euler
       row p2-ablation no-contrastive "${p2[@]}" --pos euler --lamb 0
       row p2-ablation no-bias "${p2[@]}" --pos euler --no-euler-bias
+      row p2-ablation no-adaptation "${p2[@]}" --pos euler --no-adaptation
+      row p2-ablation no-input-rotary "${p2[@]}" --pos euler --no-input-rotary
       row p2-ablation vector-delta "${p2[@]}" --pos euler --delta-shape vector
       "$euler" report runs/p2/eulerformer runs/p2-ablation/no-contrastive runs/p2-ablation/no-bias \
-        runs/p2-ablation/vector-delta --labels "EulerFormer,no contrastive loss,no phase bias b,vector delta" --paired ;;
+        runs/p2-ablation/no-adaptation runs/p2-ablation/no-input-rotary runs/p2-ablation/vector-delta \
+        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta" \
+        --paired ;;
     p1)
       row p1 sasrec "${p1[@]}" --pos learned
       row p1 rope "${p1[@]}" --pos rope

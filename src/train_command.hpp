@@ -69,10 +69,12 @@ inline nlohmann::json finished_run(const EulerFormerConfig& c, const TrainOption
     nlohmann::json model_now = c.to_json(), train_now = t.to_json();
     model_now.erase("n_items");  // set from the data, which the run's items are checked against elsewhere
     train_now.erase("threads");  // the thread count changes no result
-    for (auto [what, now, before] : {std::tuple{"model setting", model_now, stored.at("config")},
-                                     std::tuple{"training option", train_now, stored.at("train")}})
+    // A setting newer than the file is missing there; it ran with that setting's default.
+    const nlohmann::json model_default = EulerFormerConfig{}.to_json(), train_default = TrainOptions{}.to_json();
+    for (auto [what, now, before, fallback] : {std::tuple{"model setting", model_now, stored.at("config"), model_default},
+                                               std::tuple{"training option", train_now, stored.at("train"), train_default}})
       for (const auto& [key, value] : now.items())
-        if (!before.contains(key) || before[key] != value)
+        if (!before.contains(key) ? fallback.value(key, nlohmann::json()) != value : before[key] != value)
           throw DataError(file + ": a finished run with another " + what + ": " + key + " is " +
                           (before.contains(key) ? before[key].dump() : "missing") + " there, " + value.dump() +
                           " now; use another --out, or remove " + t.out_dir + " to train it again");
@@ -133,6 +135,8 @@ inline int train_command(int argc, char** argv) {
       ("init-factor", "initial delta", cxxopts::value<double>()->default_value("1"))
       ("delta-shape", "scalar|vector", cxxopts::value<std::string>()->default_value("scalar"))
       ("no-euler-bias", "no phase bias b")
+      ("no-adaptation", "no learned delta and b: the semantic phase is rotated by alpha only (delta fixed at 1, b = 0)")
+      ("no-input-rotary", "no input rotary table psi")
       ("contrastive-mode", "authors|masked", cxxopts::value<std::string>()->default_value("authors"))
       ("mask-ratio", "BERT4Rec mask ratio", cxxopts::value<double>()->default_value("0.2"))
       ("config", "JSON file of model settings (RecBole keys); flags given explicitly override it",
@@ -157,6 +161,8 @@ inline int train_command(int argc, char** argv) {
        "(faster), recomputed otherwise (0: always recompute, the least memory)",
        cxxopts::value<int>()->default_value(std::to_string(FusedLayerSpec{}.keep_bytes >> 20)))
       ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
+      ("all-windows", "--objective all: train on every window of N+1 items of a long history each epoch, "
+       "not only the last one (SASRec's and RecBole's way)")
       ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl", cxxopts::value<std::string>())
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
       ("on-nonfinite", "a step with a NaN or inf loss or gradient: stop (name the op and exit) | skip (no update)",
@@ -208,6 +214,8 @@ inline int train_command(int argc, char** argv) {
   set_enum("contrastive-mode", c.contrastive_mode);
   set("mask-ratio", c.mask_ratio);
   if (args.count("no-euler-bias")) c.euler_bias = false;
+  if (args.count("no-adaptation")) c.adaptation = false;
+  if (args.count("no-input-rotary")) c.input_rotary = false;
 
   TrainOptions t;
   t.epochs = args["epochs"].as<int>();
@@ -221,6 +229,7 @@ inline int train_command(int argc, char** argv) {
   t.threads = args["threads"].as<int>();
   t.eval_batch = args["eval-batch"].as<int>();
   t.exclude_history = args.count("exclude-history") > 0;
+  t.all_windows = args.count("all-windows") > 0;
   t.verbose = t.progress = args.count("quiet") == 0;
   t.on_nonfinite = parse_enum<NonFiniteAction>("--on-nonfinite", args["on-nonfinite"].as<std::string>());
   if (args.count("out")) t.out_dir = args["out"].as<std::string>();
@@ -232,6 +241,8 @@ inline int train_command(int argc, char** argv) {
   if (t.patience < 1) throw cxxopts::exceptions::exception("--patience must be >= 1");
   const int keep_mb = args["keep-mb"].as<int>();
   if (keep_mb < 0) throw cxxopts::exceptions::exception("--keep-mb must be >= 0");
+  if (t.all_windows && (c.objective != Objective::all || c.backbone != Backbone::sasrec))
+    throw cxxopts::exceptions::exception("--all-windows is for --objective all with --backbone sasrec");
   c.n_items = 2;  // placeholder until the data is read; validate the rest before reading anything
   c.validate();
   const std::string device = args["device"].as<std::string>();

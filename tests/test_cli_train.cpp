@@ -114,6 +114,7 @@ TEST_CASE("euler train and friends: bad invocations give a clear message and a n
   fails_with("train --data " + data + " --max-len 0", 1, "MAX_ITEM_LIST_LENGTH must be >= 1");
   fails_with("train --data " + data + " --heads 3 --hidden 8", 1, "not divisible by n_heads");
   fails_with("train --data " + data + " --pos rotary", 1, "'rotary' is not one of none|learned|sinusoidal|rope|euler");
+  fails_with("train --data " + data + " --all-windows", 2, "--all-windows is for --objective all");
   fails_with("eval --data " + data, 2, "missing --checkpoint");
   fails_with("recommend --checkpoint /no/such.safetensors --history \"1 2\"", 1, "/no/such.safetensors");
   fails_with("recommend --checkpoint x.safetensors", 2, "exactly one of --user");

@@ -102,3 +102,43 @@ TEST_CASE("trainer: a resumed run refuses a checkpoint of another model") {
   CHECK_THROWS_WITH_AS(second.resume((fs::path(dir) / "checkpoint.safetensors").string()), doctest::Contains("model config differs"),
                        safetensors::FormatError);
 }
+
+TEST_CASE("trainer: all_windows trains on every window of a long history, each item predicted once") {
+  CHECK(window_ends(450, 200, true) == std::vector<int32_t>{450, 250, 50});
+  CHECK(window_ends(450, 200, false) == std::vector<int32_t>{450});
+  CHECK(window_ends(201, 200, true) == std::vector<int32_t>{201});  // 200 inputs, 200 targets: one window
+  CHECK(window_ends(202, 200, true) == std::vector<int32_t>{202, 2});
+  CHECK(window_ends(1, 200, true).empty());  // nothing to predict
+
+  // The windows of 1..9 with N = 3 (ends 9, 6, 3): inputs and targets, each item 2..9 a target once.
+  std::vector<int32_t> seq = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  std::vector<std::vector<int32_t>> ids, targets;
+  for (int32_t end : window_ends(9, 3, true)) {
+    std::vector<int32_t> i(3, -1), t(3, -1);
+    fill_window(std::span<const int32_t>(seq).first(size_t(end)), 3, i.data(), t.data());
+    ids.push_back(i), targets.push_back(t);
+  }
+  CHECK(ids == std::vector<std::vector<int32_t>>{{6, 7, 8}, {3, 4, 5}, {1, 2, 0}});
+  CHECK(targets == std::vector<std::vector<int32_t>>{{7, 8, 9}, {4, 5, 6}, {2, 3, 0}});
+
+  Dataset data = small_dataset();
+  TrainOptions windows = small_options(1);
+  windows.all_windows = true;
+  // Every training sequence of length L (its last two items held out) gives ceil((L - 1) / N) windows.
+  Trainer<float> one(small_model(Objective::all), small_options(1), data), all(small_model(Objective::all), windows, data);
+  int64_t expected = 0, users = 0;
+  for (size_t u = 0; u < data.sequences.size(); ++u) {
+    int64_t length = int64_t(all.split().train(int32_t(u)).size());
+    if (length >= 2) expected += (length - 1 + 19) / 20, ++users;
+  }
+  CHECK(one.examples_per_epoch() == users);
+  CHECK(all.examples_per_epoch() == expected);
+  CHECK(expected > users);  // the data has users longer than N + 1 = 21
+
+  // With N beyond every history there is one window per user either way: the same run, bit for bit.
+  EulerFormerConfig long_window = small_model(Objective::all);
+  long_window.max_len = 200;
+  Trainer<float> a(long_window, small_options(1), data), b(long_window, windows, data);
+  CHECK(a.examples_per_epoch() == b.examples_per_epoch());
+  CHECK(a.run().dump() == b.run().dump());
+}

@@ -11,7 +11,9 @@
 //
 // Training examples (Split::train(u) is a user's sequence without its last two items):
 //   SASRec, objective last  one example per prefix: history train[max(0, t-N) .. t), target train[t]
-//   SASRec, objective all   one window per user: the last N+1 items give ids and next-item targets
+//   SASRec, objective all   one window per user: the last N+1 items give ids and next-item targets;
+//                           with all_windows, also the windows before it, so that a user longer than
+//                           N + 1 items is trained on the whole history each epoch (window_ends())
 //   BERT4Rec                one window per user: the last N items, a mask_ratio share of positions
 //                           (at least one) replaced by the mask token and predicted
 //
@@ -81,6 +83,7 @@ struct TrainOptions {
   int threads = 2;
   int eval_batch = 1024;         // users per scoring batch
   bool exclude_history = false;  // drop history items from the ranking (RecBole's default: keep)
+  bool all_windows = false;      // objective all: every window of N + 1 items of a long user, not only the last
   std::string out_dir;           // checkpoints and the log; empty: none
   bool progress = true;          // a progress bar when stderr is a terminal
   bool verbose = true;           // one line per epoch on stderr
@@ -90,7 +93,8 @@ struct TrainOptions {
     return {{"epochs", epochs},   {"batch_size", batch_size},   {"lr", lr},
             {"weight_decay", weight_decay}, {"adamw", adamw}, {"clip_norm", clip_norm},
             {"patience", patience}, {"seed", seed}, {"threads", threads},
-            {"eval_batch", eval_batch}, {"exclude_history", exclude_history}, {"on_nonfinite", to_string(on_nonfinite)}};
+            {"eval_batch", eval_batch}, {"exclude_history", exclude_history}, {"all_windows", all_windows},
+            {"on_nonfinite", to_string(on_nonfinite)}};
   }
 };
 
@@ -126,6 +130,32 @@ inline void fill_histories(std::span<const std::span<const int32_t>> histories, 
     int32_t* row = ids + int64_t(b) * N;
     std::fill(row, row + N, 0);
     std::copy(h.end() - std::ptrdiff_t(keep), h.end(), row);
+  }
+}
+
+// The all-positions objective's windows over a training sequence of `length` items: the end (one past
+// the last item) of each window of up to N + 1 items, latest first. Window [end - N - 1, end) gives N
+// inputs and their next items as targets, so consecutive windows (ends N apart) predict every item
+// after the first exactly once. `all` false: only the last window, as SASRec and RecBole train.
+//     window_ends(450, 200, true) == {450, 250, 50};  window_ends(450, 200, false) == {450}
+inline std::vector<int32_t> window_ends(int32_t length, int32_t N, bool all) {
+  std::vector<int32_t> ends;
+  for (int32_t end = length; end >= 2; end -= N) {
+    ends.push_back(end);
+    if (!all) break;
+  }
+  return ends;
+}
+
+// One all-positions example: the last N + 1 of `items` (a sequence cut at a window's end) as up to N
+// inputs ids [N] and their next items targets [N], from position 0; the rest of both rows is padding 0.
+inline void fill_window(std::span<const int32_t> items, int64_t N, int32_t* ids /*[N]*/, int32_t* targets /*[N]*/) {
+  std::span<const int32_t> window = items.last(std::min<size_t>(items.size(), size_t(N) + 1));
+  std::fill(ids, ids + N, 0);
+  std::fill(targets, targets + N, 0);
+  for (size_t j = 0; j + 1 < window.size(); ++j) {
+    ids[j] = window[j];
+    targets[j] = window[j + 1];
   }
 }
 
@@ -410,7 +440,7 @@ class Trainer {
  private:
   struct Example {
     int32_t user;
-    int32_t end;  // objective last: the target's index in train(user)
+    int32_t end;  // objective last: the target's index in train(user); all: one past its window's last item
   };
 
   static EulerFormerConfig with_items(EulerFormerConfig c, const Dataset& data) {
@@ -497,8 +527,11 @@ class Trainer {
       int32_t length = int32_t(train_sequences_[u].size());
       if (per_prefix) {
         for (int32_t end = 1; end < length; ++end) examples.push_back({int32_t(u), end});
-      } else if (length >= 2) {
-        examples.push_back({int32_t(u), length});
+      } else if (model_.config().backbone == Backbone::bert4rec) {
+        if (length >= 2) examples.push_back({int32_t(u), length});
+      } else {
+        for (int32_t end : window_ends(length, int32_t(model_.config().max_len), options_.all_windows))
+          examples.push_back({int32_t(u), end});
       }
     }
     return examples;
@@ -532,13 +565,7 @@ class Trainer {
           row[j] = c.mask_token();
         }
       } else if (c.objective == Objective::all) {
-        size_t keep = std::min<size_t>(seq.size(), size_t(N) + 1);
-        std::span<const int32_t> window = seq.last(keep);
-        int32_t* target_row = targets.data + int64_t(b) * N;
-        for (size_t j = 0; j + 1 < keep; ++j) {
-          row[j] = window[j];
-          target_row[j] = window[j + 1];
-        }
+        fill_window(seq.first(size_t(batch[b].end)), N, row, targets.data + int64_t(b) * N);
       } else {
         int32_t end = batch[b].end;
         int32_t start = std::max<int32_t>(0, end - int32_t(N));
