@@ -24,6 +24,7 @@
 #include <euler/data/data_error.hpp>
 #include <euler/io/atomic_file.hpp>
 #include <euler/train/metrics.hpp>
+#include <euler/train/trainer.hpp>
 
 namespace euler::cli {
 namespace report {
@@ -151,13 +152,29 @@ inline Row read_row(const std::string& dir, const std::string& label) {
   if (row.runs.empty())
     throw IoError((fs::path(dir) / "result.json").string() + ": missing, and no subdirectory of " + dir + " holds one");
   std::sort(row.runs.begin(), row.runs.end(), [](const Run& a, const Run& b) { return a.seed < b.seed; });
-  for (size_t i = 1; i < row.runs.size(); ++i) {
+  for (size_t i = 1; i < row.runs.size(); ++i)
     if (row.runs[i].seed == row.runs[i - 1].seed)
       throw DataError(row.runs[i].file + ": seed " + std::to_string(row.runs[i].seed) + " again (also in " +
                       row.runs[i - 1].file + ")");
-    check_same_settings(row.runs[0], row.runs[i]);
-  }
   return row;
+}
+
+// A run written before a setting existed lacks it and ran with its default: where another run of the
+// report has the setting, the runs without it get euler's default (settings euler does not know stay
+// missing). Then the runs of each row must agree on every setting but seed and threads.
+inline void complete_and_check_settings(std::vector<Row>& rows) {
+  json defaults = EulerFormerConfig{}.to_json();
+  defaults.update(TrainOptions{}.to_json());
+  std::set<std::string> keys;
+  for (const Row& row : rows)
+    for (const Run& run : row.runs)
+      for (const auto& [key, value] : run.settings) keys.insert(key);
+  for (Row& row : rows)
+    for (Run& run : row.runs)
+      for (const std::string& key : keys)
+        if (!run.settings.count(key) && defaults.contains(key)) run.settings[key] = defaults[key];
+  for (const Row& row : rows)
+    for (size_t i = 1; i < row.runs.size(); ++i) check_same_settings(row.runs[0], row.runs[i]);
 }
 
 // Every run of every row must be on the same data as the first.
@@ -496,6 +513,7 @@ inline int report_command(int argc, char** argv) {
   std::vector<report::Row> rows;
   for (size_t i = 0; i < dirs.size(); ++i)
     rows.push_back(report::read_row(dirs[i], labels.empty() ? report::basename(dirs[i]) : labels[i]));
+  report::complete_and_check_settings(rows);
   nlohmann::json summary = report::summarize(rows, args.count("paired") > 0);
   std::cout << (args.count("json") ? summary.dump(2) + "\n" : report::markdown(summary));
   return 0;

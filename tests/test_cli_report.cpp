@@ -155,6 +155,19 @@ TEST_CASE("euler report --json: the same numbers as one JSON object") {
   CHECK(d["test_ndcg@10"]["se"].get<double>() == doctest::Approx(0.27546).epsilon(1e-4));
 }
 
+TEST_CASE("euler report: a run written before a setting existed ran with its default") {
+  std::string log = temp_path("log"), dir = temp_path("versions");
+  json older = crafted_result(1, {0.3, 0.2, 0.1, 0.2}, 1, 2, 1), newer = crafted_result(2, {0.3, 0.2, 0.1, 0.2}, 1, 2, 1);
+  newer["train"]["all_windows"] = false;  // the default: the same setting as the older run's
+  write_run(dir + "/seed-1", older, {1, 2, 3});
+  write_run(dir + "/seed-2", newer, {1, 2, 3});
+  CHECK(run("report " + dir, log) == 0);
+  newer["train"]["all_windows"] = true;  // not the default: a different run
+  write_run(dir + "/seed-2", newer, {1, 2, 3});
+  CHECK(run("report " + dir, log) == 1);
+  CHECK_MESSAGE(contains(euler::read_file(log), "'all_windows' is true here and false in"), euler::read_file(log));
+}
+
 TEST_CASE("euler report: bad inputs give one line naming the file and the problem") {
   std::string log = temp_path("log_errors");
   std::string good = sasrec_dir();
