@@ -10,57 +10,73 @@
 #   p2-ablation  EulerFormer without the contrastive loss, without the phase bias b, without the
 #                adaptation (delta fixed at its initial 1, no b), without the input rotary table, and
 #                with a vector delta, under p2's settings and seeds. About the same time per row as p2.
+#   ml-100k-p2   p2's settings on ML-100K (../shared/data/ml-100k/u.data, rating >= 3, 10-core, the
+#                defaults), patience 30 (939 validation users: noisier curves); about 5 min per seed
+#                and model.
 #   p1           the paper's protocol (RecBole): history kept in the ranking, N = 50, a loss per
 #                prefix, the authors' model settings and batch 4,096, patience 15; one seed. About 40
 #                times p2's compute per epoch: several hours per row on 2 cores.
 #
-# The data must be at ../shared/data/ml-1m/ml-1m.std.txt (see that directory's README: its terms
-# forbid redistribution, so it is not in this repository), or set ML1M=path. Needs build/bin/euler
-# (bash scripts/demo.sh builds it).
+# The data must be at ../shared/data/ml-1m/ml-1m.std.txt and ../shared/data/ml-100k/u.data (see that
+# directory's README: its terms forbid redistribution, so they are not in this repository), or set
+# ML1M=path and ML100K=path. Needs build/bin/euler (bash scripts/demo.sh builds it; EULER=path to use
+# another); THREADS (default: every core) sets --threads.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-data="${ML1M:-../shared/data/ml-1m/ml-1m.std.txt}"
-euler=./build/bin/euler
-[ -r "$data" ] || { echo "reproduce.sh: cannot read the ML-1M file '$data' (set ML1M=path)" >&2; exit 1; }
+ml1m="${ML1M:-../shared/data/ml-1m/ml-1m.std.txt}"
+ml100k="${ML100K:-../shared/data/ml-100k/u.data}"
+euler="${EULER:-./build/bin/euler}"
 [ -x "$euler" ] || { echo "reproduce.sh: no $euler; build it first (bash scripts/demo.sh)" >&2; exit 1; }
 threads="${THREADS:-$(nproc)}"
 
-# row TABLE NAME [euler train flags...]: train one row (all its seeds), unless it is finished.
+# row TABLE NAME DATA [euler train flags...]: train one row (all its seeds); a finished seed is read back.
 row() {
-  local table=$1 name=$2
-  shift 2
-  echo "== $table/$name: $euler train $*" >&2
-  "$euler" train --data "$data" --min-user 5 --min-item 5 --threads "$threads" --quiet --out "runs/$table/$name" "$@"
+  local table=$1 name=$2 data=$3
+  shift 3
+  [ -r "$data" ] || { echo "reproduce.sh: cannot read '$data' (set ML1M= or ML100K=)" >&2; exit 1; }
+  echo "== $table/$name: $euler train --data $data $*" >&2
+  "$euler" train --data "$data" --threads "$threads" --quiet --out "runs/$table/$name" "$@"
 }
 
+# ML-1M std is already 5-core: --min-user 5 --min-item 5 removes nothing (the default 10-core would).
+# ML-100K keeps the defaults (rating >= 3, 10-core).
+ml1m_p2=("$ml1m" --min-user 5 --min-item 5 --patience 15)
+ml100k_p2=("$ml100k" --patience 30)
 p2=(--objective all --max-len 200 --heads 1 --dropout 0.1 --attn-dropout 0.1 --batch-size 128 --lr 1e-3
-    --epochs 200 --patience 15 --exclude-history --seeds 1,2,3)
-p1=(--objective last --max-len 50 --batch-size 4096 --epochs 500 --patience 15 --seeds 2024)
+    --epochs 200 --exclude-history --seeds 1,2,3)
+p1=("$ml1m" --min-user 5 --min-item 5 --objective last --max-len 50 --batch-size 4096 --epochs 500 --patience 15
+    --seeds 2024)
 
 for table in "${@:-p2}"; do
   case "$table" in
     p2)
-      row p2 sasrec "${p2[@]}" --pos learned
-      row p2 rope "${p2[@]}" --pos rope
-      row p2 eulerformer "${p2[@]}" --pos euler
+      row p2 sasrec "${ml1m_p2[@]}" "${p2[@]}" --pos learned
+      row p2 rope "${ml1m_p2[@]}" "${p2[@]}" --pos rope
+      row p2 eulerformer "${ml1m_p2[@]}" "${p2[@]}" --pos euler
       "$euler" report runs/p2/sasrec runs/p2/rope runs/p2/eulerformer --labels "SASRec,RoPE,EulerFormer" --paired ;;
     p2-ablation)
-      row p2 eulerformer "${p2[@]}" --pos euler
-      row p2-ablation no-contrastive "${p2[@]}" --pos euler --lamb 0
-      row p2-ablation no-bias "${p2[@]}" --pos euler --no-euler-bias
-      row p2-ablation no-adaptation "${p2[@]}" --pos euler --no-adaptation
-      row p2-ablation no-input-rotary "${p2[@]}" --pos euler --no-input-rotary
-      row p2-ablation vector-delta "${p2[@]}" --pos euler --delta-shape vector
+      row p2 eulerformer "${ml1m_p2[@]}" "${p2[@]}" --pos euler
+      row p2-ablation no-contrastive "${ml1m_p2[@]}" "${p2[@]}" --pos euler --lamb 0
+      row p2-ablation no-bias "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-euler-bias
+      row p2-ablation no-adaptation "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-adaptation
+      row p2-ablation no-input-rotary "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-input-rotary
+      row p2-ablation vector-delta "${ml1m_p2[@]}" "${p2[@]}" --pos euler --delta-shape vector
       "$euler" report runs/p2/eulerformer runs/p2-ablation/no-contrastive runs/p2-ablation/no-bias \
         runs/p2-ablation/no-adaptation runs/p2-ablation/no-input-rotary runs/p2-ablation/vector-delta \
         --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta" \
         --paired ;;
+    ml-100k-p2)
+      row ml-100k-p2 sasrec "${ml100k_p2[@]}" "${p2[@]}" --pos learned
+      row ml-100k-p2 rope "${ml100k_p2[@]}" "${p2[@]}" --pos rope
+      row ml-100k-p2 eulerformer "${ml100k_p2[@]}" "${p2[@]}" --pos euler
+      "$euler" report runs/ml-100k-p2/sasrec runs/ml-100k-p2/rope runs/ml-100k-p2/eulerformer \
+        --labels "SASRec,RoPE,EulerFormer" --paired ;;
     p1)
       row p1 sasrec "${p1[@]}" --pos learned
       row p1 rope "${p1[@]}" --pos rope
       row p1 eulerformer "${p1[@]}" --pos euler
       "$euler" report runs/p1/sasrec runs/p1/rope runs/p1/eulerformer --labels "SASRec,RoPE,EulerFormer" --paired ;;
-    *) echo "reproduce.sh: unknown table '$table' (expected p2, p2-ablation or p1)" >&2; exit 2 ;;
+    *) echo "reproduce.sh: unknown table '$table' (expected p2, p2-ablation, ml-100k-p2 or p1)" >&2; exit 2 ;;
   esac
 done

@@ -84,7 +84,7 @@ inline nlohmann::json finished_run(const EulerFormerConfig& c, const TrainOption
   }
 }
 
-// The mean and sample standard deviation over the seeds of every number the runs report.
+// The mean and sample standard deviation (null for one seed) over the seeds of every number the runs report.
 inline nlohmann::json summarize_seeds(const std::vector<uint64_t>& seeds, const std::vector<nlohmann::json>& results) {
   nlohmann::json summary = {{"seeds", seeds}, {"runs", results.size()}};
   for (const auto& entry : results.front().items()) {
@@ -96,7 +96,7 @@ inline nlohmann::json summarize_seeds(const std::vector<uint64_t>& seeds, const 
     double mean = 0, squares = 0;
     for (double v : values) mean += v / double(values.size());
     for (double v : values) squares += (v - mean) * (v - mean);
-    double sd = values.size() > 1 ? std::sqrt(squares / double(values.size() - 1)) : 0.0;
+    nlohmann::json sd = values.size() > 1 ? nlohmann::json(std::sqrt(squares / double(values.size() - 1))) : nlohmann::json();
     summary[entry.key()] = {{"mean", mean}, {"sd", sd}, {"values", values}};
   }
   return summary;
