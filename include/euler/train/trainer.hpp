@@ -417,19 +417,21 @@ class Trainer {
     }
     if (state.epoch < 0 || state.bad_epochs < 0 || state.best_epoch < 0 || state.best_epoch > state.epoch)
       throw safetensors::FormatError(file + ": damaged training state in the metadata: " + meta.at("train_state"));
-    Parameters<T>& p = model_.parameters();
-    for (int i = 0; i < p.count(); ++i) f.info(p.entry(i).name);  // FormatError naming a missing tensor
-    f.info("best.values");
+    // The weights go into a model of their own first, through the checks of every loader (missing
+    // tensors, shapes, NaN and inf); so do the Adam moments and the best weights.
+    EulerFormer<T> loaded(stored);
+    load_weights(f, loaded, /*allow_unexpected=*/true);
+    const int64_t numel = model_.parameters().numel();
     Tensor<T> m1, m2;
     if (steps > 0) {
-      m1 = Tensor<T>(Shape{p.numel()});
-      m2 = Tensor<T>(Shape{p.numel()});
-      f.copy_to("optimizer.moment1", m1.view());
-      f.copy_to("optimizer.moment2", m2.view());
+      m1 = Tensor<T>(Shape{numel});
+      m2 = Tensor<T>(Shape{numel});
+      copy_finite(f, "optimizer.moment1", m1.view());
+      copy_finite(f, "optimizer.moment2", m2.view());
     }
     Tensor<T> best(best_.shape());
-    f.copy_to("best.values", best.view());
-    for (int i = 0; i < p.count(); ++i) f.copy_to(p.entry(i).name, p.value(i));
+    copy_finite(f, "best.values", best.view());
+    copy_values(loaded.parameters().values(), model_.parameters().values());
     copy_values(best.view(), best_.view());
     if (steps > 0) adam_.set_state(steps, m1.view(), m2.view());
     state_ = state;
