@@ -109,8 +109,9 @@ inline void safetensors_file(const uint8_t* data, size_t size) {
       expect(info.begin <= info.end && info.end - info.begin == uint64_t(info.numel()) * safetensors::dtype_size(info.dtype),
              "byte ranges match shapes");
       if (info.shape.size() > 4) continue;
-      Tensor<double> t = file.tensor<double>(info.name);
-      expect(t.numel() == info.numel(), "a tensor has its shape's size");
+      bool integers = info.dtype == safetensors::DType::I32 || info.dtype == safetensors::DType::I64;
+      int64_t numel = integers ? file.tensor<int64_t>(info.name).numel() : file.tensor<double>(info.name).numel();
+      expect(numel == info.numel(), "a tensor has its shape's size");
     }
     if (!file.metadata().count("config")) return;
     EulerFormerConfig config = read_config(file);

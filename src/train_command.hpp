@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -262,6 +263,12 @@ inline int train_command(int argc, char** argv) {
       throw cxxopts::exceptions::exception("--resume is for one run; with --seeds, run the same command again to resume every seed");
     seeds = parse_seeds(args["seeds"].as<std::string>());
   }
+
+  // --seeds: the command holds --out from here to the end (summary.json, which seeds are finished),
+  // so a second --seeds command on it is refused at once; each seed's run holds its seed-S too. One
+  // run holds --out in Trainer::run().
+  std::optional<DirectoryLock> out_lock;
+  if (args.count("seeds") && !t.out_dir.empty()) out_lock.emplace(lock_output_directory(t.out_dir));
 
   set_num_threads(t.threads);
   Dataset data = load_dataset(data_path, data_options(args));

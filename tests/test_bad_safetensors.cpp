@@ -12,9 +12,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <tuple>
+#include <vector>
 
 using namespace euler;
 namespace fs = std::filesystem;
@@ -272,6 +277,106 @@ TEST_CASE("bad safetensors: a damaged training state is refused before the run c
   CHECK_CONTAINS(format_error([&] { fresh.resume(no_best); }), "no tensor named 'best.values'");
   CHECK(fresh.state().epoch == 0);
   // The original still resumes.
+  fresh.resume(checkpoint);
+  CHECK(fresh.state().epoch == 1);
+}
+
+namespace {
+// The tiny model's weights, with `replace` written in place of the tensor `name` (any dtype).
+template <class S>
+std::string with_tensor(const std::string& file, const std::string& name, const Tensor<S>& replace) {
+  EulerFormer<float> model(tiny_config(), 3);
+  const Parameters<float>& p = model.parameters();
+  safetensors::Writer w;
+  w.metadata = weights_writer(model).metadata;
+  for (int i = 0; i < p.count(); ++i) {
+    if (p.entry(i).name == name) w.add(name, TensorView<const S>{replace.shape(), replace.data()});
+    else w.add(p.entry(i).name, TensorView<const float>{p.value(i).shape, p.value(i).data});
+  }
+  std::string path = temp_path(file);
+  w.write(path);
+  return path;
+}
+template <class S>
+Tensor<S> item_table(S value_at_26) {  // [9, 8], element 26 = row 3, column 2
+  Tensor<S> t = Tensor<S>::zeros({9, 8});
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = S(i % 7) / S(8);
+  t[26] = value_at_26;
+  return t;
+}
+}  // namespace
+
+TEST_CASE("bad safetensors: NaN, inf, an F64 number beyond float and integer data in a parameter are refused") {
+  const std::string table = "item_embedding.weight";
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (auto [file, value, shown] : {std::tuple{"nan.safetensors", nan, "nan"}, std::tuple{"inf.safetensors", inf, "inf"},
+                                    std::tuple{"minus_inf.safetensors", -inf, "-inf"}}) {
+    CAPTURE(file);
+    std::string path = with_tensor(file, table, item_table<float>(value));
+    std::string expected = path + ": tensor 'item_embedding.weight' (shape [9, 8]) holds a non-finite number, first at element 26 (" + shown + ")";
+    CHECK(format_error([&] { load_model<float>(path); }) == expected);
+    CHECK(format_error([&] { load_model<double>(path); }) == expected);
+  }
+  // F64 data is read as float when it fits; 1e300 does not (it would become inf).
+  std::string big = with_tensor("big.safetensors", table, item_table<double>(1e300));
+  CHECK(format_error([&] { load_model<float>(big); }) ==
+        big + ": tensor 'item_embedding.weight' (F64, shape [9, 8]) holds a number beyond the range of float, first at element 26 (1e+300)");
+  CHECK(load_model<double>(big).parameters().value(table)[26] == 1e300);  // a double model holds it
+  std::string nan64 = with_tensor("nan64.safetensors", table, item_table<double>(std::nan("")));
+  CHECK_CONTAINS(format_error([&] { load_model<float>(nan64); }), "holds a non-finite number, first at element 26 (nan)");
+  // Integers where a float parameter is expected.
+  std::string ints = with_tensor("ints.safetensors", table, item_table<int32_t>(5));
+  CHECK(format_error([&] { load_model<float>(ints); }) ==
+        ints + ": tensor 'item_embedding.weight' holds I32 integers, but floating-point numbers (F32 or F64) are expected");
+  std::string longs = with_tensor("longs.safetensors", "LayerNorm.bias", Tensor<int64_t>::zeros({8}));
+  CHECK_CONTAINS(format_error([&] { load_model<double>(longs); }), "tensor 'LayerNorm.bias' holds I64 integers");
+  // Good files still load: F32 as written, and F64 numbers within float's range.
+  std::string good = with_tensor("good.safetensors", table, item_table<float>(0.5f));
+  CHECK(load_model<float>(good).parameters().value(table)[26] == 0.5f);
+  std::string good64 = with_tensor("good64.safetensors", table, item_table<double>(-3e38));
+  CHECK(load_model<float>(good64).parameters().value(table)[26] == -3e38f);
+}
+
+TEST_CASE("bad safetensors: a training checkpoint with NaN or inf in the weights, Adam moments or best weights does not resume") {
+  Dataset data = tiny_data();
+  TrainOptions t;
+  t.verbose = t.progress = false;
+  t.epochs = 1;
+  t.batch_size = 16;
+  t.out_dir = temp_path("nonfinite_run");
+  Trainer<float> trainer(tiny_config(), t, data);
+  trainer.run();
+  std::string checkpoint = t.out_dir + "/checkpoint.safetensors";
+  safetensors::File good = safetensors::File::read(checkpoint);
+  auto with_bad_value = [&](const std::string& name, const std::string& tensor_name, float value) {
+    safetensors::Writer w;
+    w.metadata = good.metadata();
+    for (const auto& info : good.tensors()) {
+      Tensor<float> values = good.tensor<float>(info.name);
+      if (info.name == tensor_name) values[5] = value;
+      w.add(info.name, values.view());
+    }
+    std::string path = temp_path(name);
+    w.write(path);
+    return path;
+  };
+  Trainer<float> fresh(tiny_config(), t, data);
+  const int64_t numel = fresh.model().parameters().numel();
+  TensorView<float> values = fresh.model().parameters().values();
+  std::vector<float> before(values.data, values.data + numel);
+  for (auto [name, tensor_name, value, shape] :
+       {std::tuple{"moment1.safetensors", "optimizer.moment1", std::numeric_limits<float>::quiet_NaN(), "[" + std::to_string(numel) + "]"},
+        std::tuple{"moment2.safetensors", "optimizer.moment2", std::numeric_limits<float>::infinity(), "[" + std::to_string(numel) + "]"},
+        std::tuple{"best_values.safetensors", "best.values", std::numeric_limits<float>::quiet_NaN(), "[" + std::to_string(numel) + "]"},
+        std::tuple{"weight.safetensors", "LayerNorm.weight", std::numeric_limits<float>::infinity(), std::string("[8]")}}) {
+    CAPTURE(name);
+    std::string path = with_bad_value(name, tensor_name, value);
+    CHECK(format_error([&] { fresh.resume(path); }) ==
+          path + ": tensor '" + tensor_name + "' (shape " + shape + ") holds a non-finite number, first at element 5 (" +
+              (std::isnan(value) ? "nan" : "inf") + ")");
+    CHECK(fresh.state().epoch == 0);
+    CHECK_MESSAGE(std::equal(before.begin(), before.end(), values.data), "a refused checkpoint changed the model's parameters");
+  }
   fresh.resume(checkpoint);
   CHECK(fresh.state().epoch == 1);
 }

@@ -9,6 +9,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <utility>
 
 using namespace euler;
 namespace fs = std::filesystem;
@@ -211,4 +213,60 @@ TEST_CASE("cli: damaged checkpoints are named, with what is wrong") {
   fails_with("recommend --checkpoint " + few + " --history 1", 1, few + ": metadata 'item_tokens' has 2 entries, but the model has 13 item rows");
   // A whole training checkpoint (optimizer state included) evaluates.
   CHECK(euler_test::run_cli("eval --checkpoint " + f.run + "/checkpoint.safetensors" + eval, temp_path("ok.log")) == 0);
+}
+
+TEST_CASE("cli: a checkpoint with NaN, inf, an F64 number beyond float or integers in a parameter is refused by eval, recommend and grad") {
+  const Fixture& f = fixture();
+  safetensors::File file = safetensors::File::read(f.checkpoint);
+  const std::string table = "item_embedding.weight";  // [13, 8]
+  // The checkpoint with the item table replaced: element 26 (row 3, column 2) set to `value`, stored as S.
+  auto with_table = [&](const std::string& name, auto value) {
+    using S = decltype(value);
+    safetensors::Writer w;
+    w.metadata = file.metadata();
+    for (const auto& info : file.tensors()) {
+      if (info.name != table) {
+        w.add(info.name, file.tensor<float>(info.name).view());
+        continue;
+      }
+      Tensor<float> values = file.tensor<float>(table);
+      Tensor<S> stored(values.shape());
+      for (int64_t i = 0; i < values.numel(); ++i) stored[i] = S(values[i]);
+      stored[26] = value;
+      w.add(table, stored.view());
+    }
+    std::string path = temp_path(name);
+    w.write(path);
+    return path;
+  };
+  std::string batch = temp_path("nonfinite_batch.txt");
+  std::ofstream(batch) << "1 2 3\n4 5 6 7\n";
+  std::string eval = " --data " + f.data + " --format sequences --min-user 0 --min-item 0";
+  // Each command exits 1 with one line naming the command, the file, the tensor and what is wrong.
+  auto refused = [&](const std::string& path, const std::string& problem) {
+    for (auto [command, args] : {std::pair{"eval", "eval --checkpoint " + path + eval},
+                                 std::pair{"recommend", "recommend --checkpoint " + path + " --history 3"},
+                                 std::pair{"grad", "grad --weights " + path + " --batch " + batch + " --out " + temp_path("g.safetensors")}}) {
+      CAPTURE(args);
+      std::string log = temp_path("nonfinite.log");
+      CHECK(euler_test::run_cli(args, log) == 1);
+      std::string output = read_file(log);
+      CHECK(output == std::string("euler ") + command + ": error: " + path + ": tensor 'item_embedding.weight' " + problem + "\n");
+    }
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  refused(with_table("nan.safetensors", std::numeric_limits<float>::quiet_NaN()),
+          "(shape [13, 8]) holds a non-finite number, first at element 26 (nan)");
+  refused(with_table("inf.safetensors", inf), "(shape [13, 8]) holds a non-finite number, first at element 26 (inf)");
+  refused(with_table("minus_inf.safetensors", -inf), "(shape [13, 8]) holds a non-finite number, first at element 26 (-inf)");
+  refused(with_table("big.safetensors", 1e300), "(F64, shape [13, 8]) holds a number beyond the range of float, first at element 26 (1e+300)");
+  refused(with_table("ints.safetensors", int32_t(1)), "holds I32 integers, but floating-point numbers (F32 or F64) are expected");
+  // The same checkpoint with finite values loads, in F32 and in F64.
+  std::string log = temp_path("finite.log");
+  for (std::string path : {with_table("finite.safetensors", 0.5f), with_table("finite64.safetensors", 0.25)}) {
+    CAPTURE(path);
+    CHECK(euler_test::run_cli("eval --checkpoint " + path + eval, log) == 0);
+    CHECK(euler_test::run_cli("recommend --checkpoint " + path + " --history 3", log) == 0);
+    CHECK(euler_test::run_cli("grad --weights " + path + " --batch " + batch + " --out " + temp_path("g.safetensors"), log) == 0);
+  }
 }

@@ -185,3 +185,76 @@ TEST_CASE("faults: a write that fails (file-size limit, as a full disk) is repor
   REQUIRE(wait_for(start(setup.train(3, dir) + " --resume " + checkpoint, log)) == 0);
   CHECK(nlohmann::json::parse(last_line(read_file(log)))["epochs"].get<int>() == 3);
 }
+
+namespace {
+// Waits until `file` exists (up to a minute); false if it never appeared.
+bool wait_for_file(const std::string& file) {
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(file) && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return fs::exists(file);
+}
+bool still_running(pid_t pid) {
+  int status = 0;
+  return ::waitpid(pid, &status, WNOHANG) == 0;
+}
+std::string refusal(const std::string& dir, pid_t holder) {
+  return "euler train: error: " + dir + ": another euler run (pid " + std::to_string(holder) +
+         ") is writing into this directory; wait for it to end, or use another output directory\n";
+}
+// log.jsonl holds one line per epoch, epochs 1..n in order.
+void check_log(const std::string& dir, int epochs) {
+  std::istringstream lines(read_file(dir + "/log.jsonl"));
+  int expected = 0;
+  for (std::string line; std::getline(lines, line);) CHECK(nlohmann::json::parse(line)["epoch"].get<int>() == ++expected);
+  CHECK(expected == epochs);
+}
+}  // namespace
+
+TEST_CASE("faults: a second run writing into the same --out is refused at once, naming the first's pid") {
+  Setup setup;
+  const int epochs = 100;  // about 2 s; Setup stops after 100 epochs without improvement
+  std::string dir = temp_path("shared"), log = temp_path("shared.log"), second_log = temp_path("shared2.log");
+  fs::remove_all(dir);
+  pid_t first = start(setup.train(epochs, dir), log);
+  REQUIRE(wait_for_file(dir + "/log.jsonl"));  // the first run is training and holds the directory
+  auto started = std::chrono::steady_clock::now();
+  int code = wait_for(start(setup.train(epochs, dir), second_log));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK_MESSAGE(still_running(first), "the first run ended before the second was refused: give it more epochs");
+  CHECK(code == 1);
+  CHECK(read_file(second_log) == refusal(dir, first));
+  MESSAGE("the second run was refused after " << seconds << " s");
+  REQUIRE(wait_for(first) == 0);
+  CHECK(nlohmann::json::parse(last_line(read_file(log)))["epochs"].get<int>() == epochs);
+  check_log(dir, epochs);
+
+  // --seeds: the whole command holds --out, so a second --seeds command is refused before it reads or
+  // writes anything there (each seed's run also holds its seed-S, as any run holds its --out).
+  std::string seeds = temp_path("seeds");
+  fs::remove_all(seeds);
+  std::string train_seeds = setup.train(epochs / 2, seeds) + " --seeds 1,2";
+  train_seeds.replace(train_seeds.find(" --seed 5"), 9, "");
+  first = start(train_seeds, log);
+  REQUIRE(wait_for_file(seeds + "/seed-1/log.jsonl"));
+  code = wait_for(start(train_seeds, second_log));
+  CHECK_MESSAGE(still_running(first), "the first --seeds command ended before the second was refused");
+  CHECK(code == 1);
+  CHECK(read_file(second_log) == refusal(seeds, first));
+  REQUIRE(wait_for(first) == 0);
+  for (const char* seed : {"/seed-1", "/seed-2"}) check_log(seeds + seed, epochs / 2);
+  CHECK(nlohmann::json::parse(read_file(seeds + "/summary.json"))["runs"].get<int>() == 2);
+}
+
+TEST_CASE("faults: a run killed with SIGKILL leaves no lock behind") {
+  Setup setup;
+  std::string dir = temp_path("killed"), log = temp_path("killed.log");
+  fs::remove_all(dir);
+  pid_t pid = start(setup.train(1000, dir), log);
+  REQUIRE(wait_for_file(dir + "/log.jsonl"));
+  ::kill(pid, SIGKILL);
+  REQUIRE(wait_for(pid) == -SIGKILL);
+  CHECK(read_file(dir + "/.euler.lock") == std::to_string(pid) + "\n");  // the file stays; the lock went with the process
+  int code = wait_for(start(setup.train(2, dir), log));
+  CHECK_MESSAGE(code == 0, read_file(log));
+  check_log(dir, 2);
+}

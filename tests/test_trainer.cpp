@@ -142,3 +142,32 @@ TEST_CASE("trainer: all_windows trains on every window of a long history, each i
   CHECK(a.examples_per_epoch() == b.examples_per_epoch());
   CHECK(a.run().dump() == b.run().dump());
 }
+
+TEST_CASE("trainer: the output directory is locked for the whole run; a second writer is refused naming the holder's pid") {
+  Dataset data = small_dataset();
+  std::string dir = temp_dir("locked");
+  std::string expected = dir + ": this process (pid " + std::to_string(::getpid()) +
+                         ") is writing into this directory; wait for it to end, or use another output directory";
+  {
+    DirectoryLock held(dir);  // as another run's lock would
+    Trainer<float> second(small_model(Objective::all), small_options(1, dir), data);
+    std::string message;
+    try {
+      second.run();
+    } catch (const IoError& e) {
+      message = e.what();
+    }
+    CHECK(message == expected);
+    CHECK_FALSE(fs::exists(dir + "/log.jsonl"));  // refused before anything was written
+    CHECK(read_file(held.path()) == std::to_string(::getpid()) + "\n");
+    // A second lock in this process is refused as well.
+    CHECK_THROWS_WITH_AS(DirectoryLock{dir}, expected.c_str(), IoError);
+  }
+  // Released with the lock object, and by run() when it ends: runs one after the other are fine.
+  Trainer<float> first(small_model(Objective::all), small_options(1, dir), data);
+  first.run();
+  Trainer<float> again(small_model(Objective::all), small_options(2, dir), data);
+  again.resume(dir + "/checkpoint.safetensors");
+  CHECK(again.run()["epochs"].get<int>() == 2);
+  DirectoryLock after(dir);
+}

@@ -14,16 +14,19 @@
 //     w.metadata["config"] = cfg.to_json().dump();
 //     w.write("model.safetensors");                   // atomic: temp file, fsync, rename
 //     auto f = euler::safetensors::File::read("model.safetensors");
-//     f.copy_to("weight", tensor.view());             // shape-checked, F32 <-> F64 converted
+//     f.copy_to("weight", tensor.view());             // shape-checked, F32 <-> F64 converted (never to inf)
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "euler/core/tensor.hpp"
@@ -178,7 +181,10 @@ class File {
     return *t;
   }
 
-  // Copy a tensor into `out`, whose shape must match (F32 and F64 convert to either float type).
+  // Copy a tensor into `out`, whose shape must match. F32 and F64 convert to either float type, I32
+  // and I64 to either integer type; a conversion that would change the numbers is a FormatError
+  // naming the tensor: integers read as floats (or floats as integers), or an F64 number beyond
+  // float's range read as float (it would become inf). NaN and inf are copied as they are.
   template <class T>
   void copy_to(const std::string& tensor, TensorView<T> out) const {
     const TensorInfo& t = info(tensor);
@@ -186,6 +192,11 @@ class File {
     for (int i = 0; same_shape && i < out.shape.rank; ++i) same_shape = t.shape[size_t(i)] == out.shape[i];
     if (!same_shape)
       throw FormatError(name_ + ": tensor '" + tensor + "' has shape " + t.shape_str() + ", expected " + out.shape.str());
+    const bool float_data = t.dtype == DType::F32 || t.dtype == DType::F64;
+    if (float_data != std::is_floating_point_v<T>)
+      throw FormatError(name_ + ": tensor '" + tensor + "' holds " + dtype_name(t.dtype) +
+                        (float_data ? " floating-point numbers, but integers (I32 or I64) are expected"
+                                    : " integers, but floating-point numbers (F32 or F64) are expected"));
     const char* src = bytes_.data() + data_offset_ + t.begin;
     int64_t n = t.numel();
     auto convert = [&](auto tag) {
@@ -194,6 +205,14 @@ class File {
         S v;
         std::memcpy(&v, src + size_t(i) * sizeof(S), sizeof(S));
         out[i] = T(v);
+        if constexpr (std::is_same_v<S, double> && std::is_same_v<T, float>) {
+          if (std::isinf(out[i]) && std::isfinite(v)) {
+            char text[32];
+            std::snprintf(text, sizeof text, "%g", v);
+            throw FormatError(name_ + ": tensor '" + tensor + "' (F64, shape " + t.shape_str() +
+                              ") holds a number beyond the range of float, first at element " + std::to_string(i) + " (" + text + ")");
+          }
+        }
       }
     };
     switch (t.dtype) {

@@ -3,15 +3,19 @@
 // A checkpoint holds one tensor per parameter (item_embedding.weight, trm_encoder.layer.0...., see
 // docs/model.md) and the configuration as JSON under the metadata key "config", so a file alone
 // rebuilds its model. Loading checks that the file has exactly the model's parameters with the
-// model's shapes: a missing, unexpected or misshapen tensor is a FormatError naming it.
+// model's shapes: a missing, unexpected or misshapen tensor is a FormatError naming it. So is a
+// parameter that holds a NaN or an infinity (one would make every score and loss NaN), integers, or
+// F64 numbers beyond the range of the model's float type: the message names the first bad element.
 //
 //     euler::save_weights("model.safetensors", model);
 //     euler::EulerFormer<float> again = euler::load_model<float>("model.safetensors");
 #pragma once
 
+#include <cstdio>
 #include <map>
 #include <string>
 
+#include "euler/check/finite.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/model.hpp"
 
@@ -68,6 +72,20 @@ inline EulerFormerConfig read_config(const safetensors::File& file) {
   return c;
 }
 
+// Copy a floating-point tensor of the file into `out` (a parameter, an optimizer moment), refusing
+// one that holds a NaN or an infinity with a FormatError naming the tensor and its first such element.
+// copy_to has already refused integers and F64 numbers that do not fit T.
+template <class T>
+void copy_finite(const safetensors::File& file, const std::string& tensor, TensorView<T> out) {
+  file.copy_to(tensor, out);
+  int64_t bad = first_nonfinite_index(out.data, out.numel());
+  if (bad < 0) return;
+  char value[32];
+  std::snprintf(value, sizeof value, "%g", double(out[bad]));
+  throw safetensors::FormatError(file.name() + ": tensor '" + tensor + "' (shape " + out.shape.str() +
+                                 ") holds a non-finite number, first at element " + std::to_string(bad) + " (" + value + ")");
+}
+
 // Copy every parameter from the file; the file must hold exactly the model's parameters (or, with
 // `allow_unexpected`, at least them: a training checkpoint also holds the optimizer's state).
 template <class T>
@@ -89,7 +107,7 @@ void load_weights(const safetensors::File& file, EulerFormer<T>& model, bool all
     if (!p.contains(t.name)) unexpected.add(t.name);
   if (!missing.empty()) throw safetensors::FormatError(file.name() + ": missing tensors for this model: " + missing.str());
   if (!unexpected.empty() && !allow_unexpected) throw safetensors::FormatError(file.name() + ": tensors this model does not have: " + unexpected.str());
-  for (int i = 0; i < p.count(); ++i) file.copy_to(p.entry(i).name, p.value(i));
+  for (int i = 0; i < p.count(); ++i) copy_finite(file, p.entry(i).name, p.value(i));
 }
 
 template <class T = float>

@@ -17,9 +17,11 @@
 //   BERT4Rec                one window per user: the last N items, a mask_ratio share of positions
 //                           (at least one) replaced by the mask token and predicted
 //
-// Faults: before the first epoch the output directory is created and a file is written there, so an
-// unwritable --out fails at once, not after an epoch. Every file is written atomically
-// (io/atomic_file.hpp); a failed write stops the run with an IoError and leaves the previous file.
+// Faults: before the first epoch the output directory is created, locked for the whole run (one
+// writer per directory: a second run writing into it is refused at once, naming the holder's pid;
+// io/dir_lock.hpp) and a file is written there, so an unwritable --out fails at once, not after an
+// epoch. Every file is written atomically (io/atomic_file.hpp); a failed write stops the run with an
+// IoError and leaves the previous file.
 // A NaN or inf in a step's loss or gradients (or in the parameters after a step) is a NonFiniteError
 // naming the step and the op that produced it (check/finite.hpp), raised before anything is written,
 // so the last checkpoint is the last good one. With on_nonfinite = skip such a step is skipped
@@ -53,6 +55,7 @@
 
 #include "euler/check/finite.hpp"
 #include "euler/data/dataset.hpp"
+#include "euler/io/dir_lock.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
 #include "euler/train/baselines.hpp"
@@ -273,7 +276,8 @@ class Trainer {
   // weights (and of the most-popular baseline) as one JSON object.
   nlohmann::json run() {
     set_num_threads(options_.threads);
-    if (!options_.out_dir.empty()) prepare_out_dir();
+    std::optional<DirectoryLock> lock;  // held until run() returns or throws
+    if (!options_.out_dir.empty()) lock.emplace(prepare_out_dir());
     if (state_.epoch == 0) copy_values(model_.parameters().values(), best_.view());
     while (state_.epoch < options_.epochs && (state_.epoch == 0 || state_.bad_epochs < options_.patience)) {
       nlohmann::json line = train_epoch();
@@ -417,19 +421,21 @@ class Trainer {
     }
     if (state.epoch < 0 || state.bad_epochs < 0 || state.best_epoch < 0 || state.best_epoch > state.epoch)
       throw safetensors::FormatError(file + ": damaged training state in the metadata: " + meta.at("train_state"));
-    Parameters<T>& p = model_.parameters();
-    for (int i = 0; i < p.count(); ++i) f.info(p.entry(i).name);  // FormatError naming a missing tensor
-    f.info("best.values");
+    // The weights go into a model of their own first, through the checks of every loader (missing
+    // tensors, shapes, NaN and inf); so do the Adam moments and the best weights.
+    EulerFormer<T> loaded(stored);
+    load_weights(f, loaded, /*allow_unexpected=*/true);
+    const int64_t numel = model_.parameters().numel();
     Tensor<T> m1, m2;
     if (steps > 0) {
-      m1 = Tensor<T>(Shape{p.numel()});
-      m2 = Tensor<T>(Shape{p.numel()});
-      f.copy_to("optimizer.moment1", m1.view());
-      f.copy_to("optimizer.moment2", m2.view());
+      m1 = Tensor<T>(Shape{numel});
+      m2 = Tensor<T>(Shape{numel});
+      copy_finite(f, "optimizer.moment1", m1.view());
+      copy_finite(f, "optimizer.moment2", m2.view());
     }
     Tensor<T> best(best_.shape());
-    f.copy_to("best.values", best.view());
-    for (int i = 0; i < p.count(); ++i) f.copy_to(p.entry(i).name, p.value(i));
+    copy_finite(f, "best.values", best.view());
+    copy_values(loaded.parameters().values(), model_.parameters().values());
     copy_values(best.view(), best_.view());
     if (steps > 0) adam_.set_state(steps, m1.view(), m2.view());
     state_ = state;
@@ -470,17 +476,16 @@ class Trainer {
     s.rng = rng_.state();
     return s;
   }
-  // The output directory exists and takes files; stale temporaries of killed runs are removed.
-  void prepare_out_dir() const {
-    std::error_code ec;
-    if (std::filesystem::exists(options_.out_dir, ec) && !std::filesystem::is_directory(options_.out_dir, ec))
-      throw IoError(options_.out_dir + ": exists and is not a directory (the output directory)");
-    std::filesystem::create_directories(options_.out_dir, ec);
-    if (ec) throw IoError(options_.out_dir + ": cannot create the output directory: " + ec.message());
+  // The output directory exists, is this run's alone (the lock is held until it is destroyed) and
+  // takes files; stale temporaries of killed runs are removed.
+  DirectoryLock prepare_out_dir() const {
+    DirectoryLock lock = lock_output_directory(options_.out_dir);
     std::string probe = path(".euler_write_test");
     write_file_atomically(probe, "euler checks that it can write here\n");
+    std::error_code ec;
     std::filesystem::remove(probe, ec);
     remove_stale_temporaries(options_.out_dir);
+    return lock;
   }
 
   // best (when improved), the log, then the checkpoint: each atomically. A failed write says what
