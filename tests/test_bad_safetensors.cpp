@@ -73,6 +73,15 @@ Dataset tiny_data() {
   }
   return build_dataset(parse_interactions(text, "tiny", Format::sequences));
 }
+// The options of a one-epoch training run of tiny_config() into temp_path(dir).
+TrainOptions one_epoch_run(const std::string& dir) {
+  TrainOptions t;
+  t.verbose = t.progress = false;
+  t.epochs = 1;
+  t.batch_size = 16;
+  t.out_dir = temp_path(dir);
+  return t;
+}
 std::string tiny_checkpoint(const std::string& name) {
   EulerFormer<float> model(tiny_config(), 3);
   std::string path = temp_path(name);
@@ -235,13 +244,8 @@ TEST_CASE("bad safetensors: a config that does not match the tensors, the model 
 
 TEST_CASE("bad safetensors: a damaged training state is refused before the run changes") {
   Dataset data = tiny_data();
-  TrainOptions t;
-  t.verbose = t.progress = false;
-  t.epochs = 1;
-  t.batch_size = 16;
-  t.out_dir = temp_path("run");
-  Trainer<float> trainer(tiny_config(), t, data);
-  trainer.run();
+  TrainOptions t = one_epoch_run("run");
+  Trainer<float>(tiny_config(), t, data).run();
   std::string checkpoint = t.out_dir + "/checkpoint.safetensors";
   safetensors::File good = safetensors::File::read(checkpoint);
   auto rewrite = [&](const std::string& name, const std::string& key, const std::string& value, const std::string& drop = "") {
@@ -339,13 +343,8 @@ TEST_CASE("bad safetensors: NaN, inf, an F64 number beyond float and integer dat
 
 TEST_CASE("bad safetensors: a training checkpoint with NaN or inf in the weights, Adam moments or best weights does not resume") {
   Dataset data = tiny_data();
-  TrainOptions t;
-  t.verbose = t.progress = false;
-  t.epochs = 1;
-  t.batch_size = 16;
-  t.out_dir = temp_path("nonfinite_run");
-  Trainer<float> trainer(tiny_config(), t, data);
-  trainer.run();
+  TrainOptions t = one_epoch_run("nonfinite_run");
+  Trainer<float>(tiny_config(), t, data).run();
   std::string checkpoint = t.out_dir + "/checkpoint.safetensors";
   safetensors::File good = safetensors::File::read(checkpoint);
   auto with_bad_value = [&](const std::string& name, const std::string& tensor_name, float value) {
