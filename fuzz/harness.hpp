@@ -15,6 +15,8 @@
 #include <euler/data/interactions.hpp>
 #include <euler/io/safetensors.hpp>
 #include <euler/model/weights.hpp>
+#include <euler/train/memory.hpp>
+#include <euler/train/trainer.hpp>
 
 #include <cstdint>
 #include <stdexcept>
@@ -119,6 +121,46 @@ inline void safetensors_file(const uint8_t* data, size_t size) {
     EulerFormer<float> model(config);
     load_weights(file, model);
   } catch (const safetensors::FormatError&) {
+  }
+}
+
+// The whole input is a checkpoint as `euler eval` and `euler recommend` load it (the config, every
+// weight checked, the item ids), under a run's memory limit (64 MB here, against the estimate of
+// train/memory.hpp). A model that loads is evaluated on two fixed histories and asked for its top 3,
+// so NaN weights and absurd configs are fuzzed end to end. Refusals with the documented errors are
+// fine; ranks must be in 1..K-1, metrics in [0, 1], and the top 3 in order.
+inline void checkpoint(const uint8_t* data, size_t size) {
+  using namespace euler;
+  try {
+    const std::string name = "fuzz.safetensors";
+    safetensors::File file = safetensors::File::parse(std::string(reinterpret_cast<const char*>(data), size), name);
+    EulerFormerConfig config = read_config(file);
+    (void)get_item_tokens(file, name);
+    MemoryShape shape;
+    shape.config = config;
+    shape.parameters = int64_t(minimum_parameter_count(config));
+    shape.eval_rows = 2;
+    check_memory(shape, int64_t(64) << 20, "fuzz");
+    EulerFormer<float> model(config);
+    load_weights(file, model, /*allow_unexpected=*/true);
+    const int32_t last = config.n_items - 1;  // items are 1..last
+    std::vector<int32_t> one = {1}, two = {1, last};
+    std::vector<std::span<const int32_t>> histories = {one, two};
+    std::vector<int32_t> targets = {last, 1};
+    std::vector<int64_t> ranks;
+    UnusableScores unusable;
+    RankingMetrics metrics = evaluate(model, histories, targets, RankingOptions{}, 2, &unusable, &ranks);
+    expect(ranks.size() == 2, "a rank per history");
+    for (int64_t rank : ranks) expect(rank >= 1 && rank <= last, "ranks are 1..K-1");
+    const nlohmann::json reported = metrics.to_json("m");
+    for (const auto& [key, value] : reported.items())
+      if (value.is_number_float()) expect(value.get<double>() >= 0 && value.get<double>() <= 1, "metrics are in [0, 1]");
+    auto top = recommend(model, two, 3, false);
+    expect(top.size() == std::min<size_t>(3, size_t(last)), "recommend returns min(k, items) items");
+    for (size_t i = 1; i < top.size(); ++i) expect(top[i - 1].second >= top[i].second, "the top items are in order");
+  } catch (const safetensors::FormatError&) {
+  } catch (const MemoryLimitError&) {
+  } catch (const NonFiniteError&) {
   }
 }
 

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   std::filesystem::path root = argv[1];
   std::filesystem::create_directories(root / "safetensors");
   std::filesystem::create_directories(root / "config");
+  std::filesystem::create_directories(root / "checkpoint");
   auto write = [&](const std::filesystem::path& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;
     std::cout << path.string() << " (" << bytes.size() << " bytes)\n";
@@ -39,8 +40,23 @@ int main(int argc, char** argv) {
       EulerFormer<float> model(c, 7);
       std::string name = to_string(backbone) + "_" + to_string(pos);
       write(root / "safetensors" / ("model_" + name), weights_writer(model, {{"item_tokens", "[\"\",\"a\",\"b\",\"c\"]"}}).bytes());
+      write(root / "checkpoint" / ("model_" + name), weights_writer(model, {{"item_tokens", "[\"\",\"a\",\"b\",\"c\"]"}}).bytes());
       write(root / "config" / ("config_" + name), c.to_json().dump());
     }
+  // A checkpoint whose finite weights overflow in the forward pass (scores of inf and NaN).
+  {
+    EulerFormerConfig c;
+    c.n_items = 4;
+    c.hidden_size = 2;
+    c.inner_size = 2;
+    c.n_heads = 1;
+    c.n_layers = 1;
+    c.max_len = 2;
+    EulerFormer<float> model(c, 7);
+    TensorView<float> table = model.parameters().value("item_embedding.weight");
+    for (int64_t i = 0; i < 4; ++i) table[i] = 3e38f;
+    write(root / "checkpoint" / "overflowing_weights", weights_writer(model).bytes());
+  }
   // Plain tensors of every dtype, with metadata, and an empty file.
   safetensors::Writer w;
   w.metadata["note"] = "seed";

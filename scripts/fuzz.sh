@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds="${1:-${EULER_FUZZ_SECONDS:-60}}"
-targets=(interactions batch_file safetensors config)
+targets=(interactions batch_file safetensors config checkpoint)
 
 bash scripts/install-deps.sh --fuzz
 

@@ -4,8 +4,12 @@
 
 #include <cxxopts.hpp>
 
+#include <charconv>
+#include <iostream>
+
 #include <euler/data/dataset.hpp>
 #include <euler/eulerformer.hpp>
+#include <euler/train/memory.hpp>
 
 namespace euler::cli {
 
@@ -14,6 +18,8 @@ inline void add_data_options(cxxopts::Options& options) {
       ("data", "interaction file: ratings.dat, u.data, 'user item' lines, 'user item item ...' lines, .inter or .csv",
        cxxopts::value<std::string>())
       ("format", "auto|ml-1m|ml-100k|pairs|sequences|inter|csv", cxxopts::value<std::string>()->default_value("auto"))
+      ("dedup", "drop repeated rows before the filters: none, exact (same user, item and timestamp) or consecutive "
+                "(also an item repeating the user's previous one)", cxxopts::value<std::string>()->default_value("exact"))
       ("min-rating", "keep interactions rated >= this (files with ratings only; negative: keep all)",
        cxxopts::value<double>()->default_value("3"))
       ("min-user", "k-core: keep users with at least this many interactions", cxxopts::value<int64_t>()->default_value("10"))
@@ -27,6 +33,7 @@ inline void add_data_options(cxxopts::Options& options) {
 inline DatasetOptions data_options(const cxxopts::ParseResult& args) {
   DatasetOptions o;
   o.format = parse_format(args["format"].as<std::string>());
+  o.dedup = parse_dedup(args["dedup"].as<std::string>());
   o.min_rating = args["min-rating"].as<double>();
   o.min_user_interactions = args["min-user"].as<int64_t>();
   o.min_item_interactions = args["min-item"].as<int64_t>();
@@ -48,9 +55,49 @@ inline int at_least(const cxxopts::ParseResult& args, const char* name, int lowe
   return value;
 }
 
+// --threads: 1 to max_threads() (4 per hardware thread), or a usage error naming the limit.
+inline int thread_count(const cxxopts::ParseResult& args) {
+  int threads = at_least(args, "threads", 1);
+  if (threads > max_threads())
+    throw cxxopts::exceptions::exception("--threads " + std::to_string(threads) + " is more than " + std::to_string(max_threads()) +
+                                         " (4 per hardware thread; this machine has " +
+                                         std::to_string(std::max(1u, std::thread::hardware_concurrency())) + ")");
+  return threads;
+}
+
+// --max-memory: the most memory a run may need by its estimate (train/memory.hpp), as 500M, 8G or a
+// number of megabytes; the default is 80% of physical memory.
+inline void add_memory_option(cxxopts::Options& options) {
+  options.add_options()("max-memory", "refuse a run whose memory estimate is above this (e.g. 500M, 8G; default: 80% of physical memory)",
+                        cxxopts::value<std::string>());
+}
+inline int64_t memory_limit(const cxxopts::ParseResult& args) {
+  if (!args.count("max-memory")) return default_memory_limit();
+  std::string text = args["max-memory"].as<std::string>();
+  double value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  std::string unit(end, size_t(text.data() + text.size() - end));
+  double scale = unit.empty() || unit == "M" || unit == "MB" ? 1e6 : unit == "G" || unit == "GB" ? 1e9 : unit == "K" || unit == "KB" ? 1e3 : 0;
+  if (error != std::errc() || end == text.data() || scale == 0 || !(value > 0) || value * scale > 9e18)
+    throw cxxopts::exceptions::exception("--max-memory: '" + text + "' is not a size (expected e.g. 500M or 8G)");
+  return int64_t(value * scale);
+}
+
 inline std::string required(const cxxopts::ParseResult& args, const char* name) {
   if (!args.count(name)) throw cxxopts::exceptions::exception(std::string("missing --") + name);
   return args[name].as<std::string>();
+}
+
+// Read --data with the data flags. The summary goes to stderr when `verbose`; a warning that the
+// filters removed most of the file goes there always.
+inline Dataset load_data(const cxxopts::ParseResult& args, bool verbose) {
+  Dataset data = load_dataset(required(args, "data"), data_options(args));
+  if (verbose) {
+    std::cerr << data.summary() << "\n";
+  } else if (std::string warning = data.filter_warning(); !warning.empty()) {
+    std::cerr << warning << "\n";
+  }
+  return data;
 }
 
 }  // namespace euler::cli

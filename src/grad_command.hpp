@@ -9,16 +9,19 @@
 #include <cxxopts.hpp>
 
 #include <iostream>
+#include <stdexcept>
 
+#include <euler/check/finite.hpp>
 #include <euler/data/batch_file.hpp>
 #include <euler/eulerformer.hpp>
+#include <euler/train/memory.hpp>
 
 #include "common_options.hpp"
 
 namespace euler::cli {
 
 template <class T>
-int run_grad(const std::string& weights, const std::string& batch_path, const std::string& out_path) {
+int run_grad(const std::string& weights, const std::string& batch_path, const std::string& out_path, int64_t max_memory) {
   safetensors::File file = safetensors::File::read(weights);
   EulerFormer<T> model(read_config(file));
   load_weights(file, model);
@@ -26,6 +29,12 @@ int run_grad(const std::string& weights, const std::string& batch_path, const st
   // Ids a list may hold: real items 1..n_items-1 (the mask token is added by the batch builder).
   auto lists = read_id_lists(batch_path, c.n_items - 1, /*min_length=*/2);
   GradBatch g = make_grad_batch(lists, c, batch_path);
+  MemoryShape shape;  // one training step on the batch's lists
+  shape.config = c;
+  shape.parameters = model.parameters().numel();
+  shape.batch = int64_t(lists.size());
+  shape.threads = num_threads();
+  check_memory(shape, max_memory, "euler grad on " + batch_path);
 
   Tape<T> tape;
   Rng rng(0);
@@ -33,6 +42,16 @@ int run_grad(const std::string& weights, const std::string& batch_path, const st
   model.parameters().zero_grad();
   Losses<T> losses = model.loss(ctx, {g.ids.view(), g.targets.view()});
   tape.backward(losses.total);
+  // A loss or gradient of NaN or inf is refused, not written: such a file would compare as garbage.
+  if (NonFinite bad = first_nonfinite_value(tape))
+    throw std::runtime_error(batch_path + ": the loss with the weights of " + weights + " is not finite; nothing written (" + bad.message() + ")");
+  const Parameters<T>& p = model.parameters();
+  for (int i = 0; i < p.count(); ++i) {
+    TensorView<T> gradient = p.grad(i);
+    if (int64_t k = first_nonfinite_index(gradient.data, gradient.numel()); k >= 0)
+      throw std::runtime_error(batch_path + ": the gradient of " + p.entry(i).name + " with the weights of " + weights +
+                               " is not finite at element " + std::to_string(k) + "; nothing written");
+  }
 
   safetensors::Writer out;
   out.metadata["config"] = c.to_json().dump();
@@ -40,12 +59,12 @@ int run_grad(const std::string& weights, const std::string& batch_path, const st
   out.add("loss", losses.total.value());
   out.add("loss_ce", losses.ce.value());
   out.add("loss_con", losses.contrastive.value());
-  const Parameters<T>& p = model.parameters();
   for (int i = 0; i < p.count(); ++i) out.add(p.entry(i).name, p.grad(i));
   out.write(out_path);
-  std::cout << "{\"loss\": " << losses.total.value()[0] << ", \"loss_ce\": " << losses.ce.value()[0]
-            << ", \"loss_con\": " << losses.contrastive.value()[0] << ", \"lists\": " << lists.size()
-            << ", \"parameters\": " << p.count() << ", \"out\": \"" << out_path << "\"}\n";
+  nlohmann::json line = {{"loss", double(losses.total.value()[0])}, {"loss_ce", double(losses.ce.value()[0])},
+                         {"loss_con", double(losses.contrastive.value()[0])}, {"lists", lists.size()},
+                         {"parameters", p.count()}, {"out", out_path}};
+  std::cout << json_text(line) << std::endl;
   return 0;
 }
 
@@ -62,6 +81,7 @@ inline int grad_command(int argc, char** argv) {
       ("dtype", "float or double", cxxopts::value<std::string>()->default_value("float"))
       ("threads", "threads", cxxopts::value<int>()->default_value("2"))
       ("h,help", "show this help");
+  add_memory_option(options);
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
     std::cout << options.help() << "\n";
@@ -69,10 +89,11 @@ inline int grad_command(int argc, char** argv) {
   }
   for (const char* required : {"weights", "batch", "out"})
     if (!args.count(required)) throw cxxopts::exceptions::exception(std::string("missing --") + required);
-  set_num_threads(at_least(args, "threads", 1));
+  set_num_threads(thread_count(args));
   std::string dtype = args["dtype"].as<std::string>();
-  if (dtype == "float") return run_grad<float>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>());
-  if (dtype == "double") return run_grad<double>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>());
+  const int64_t limit = memory_limit(args);
+  if (dtype == "float") return run_grad<float>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>(), limit);
+  if (dtype == "double") return run_grad<double>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>(), limit);
   throw cxxopts::exceptions::exception("--dtype must be float or double, got " + dtype);
 }
 

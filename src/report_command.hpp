@@ -515,7 +515,7 @@ inline int report_command(int argc, char** argv) {
     rows.push_back(report::read_row(dirs[i], labels.empty() ? report::basename(dirs[i]) : labels[i]));
   report::complete_and_check_settings(rows);
   nlohmann::json summary = report::summarize(rows, args.count("paired") > 0);
-  std::cout << (args.count("json") ? summary.dump(2) + "\n" : report::markdown(summary));
+  std::cout << (args.count("json") ? json_text(summary, 2) + "\n" : report::markdown(summary));
   return 0;
 }
 

@@ -114,11 +114,31 @@ inline std::string command_line(const std::string& program, int argc, char** arg
   return line;
 }
 
+// The model config after the flags: a value out of range is a usage error (exit 2) naming the flag
+// that sets it. (A --config file's own values were checked when it was read: exit 1, naming the file.)
+inline void validate_flags(const EulerFormerConfig& c, const std::string& config_file) {
+  static const std::pair<const char*, const char*> flags[] = {
+      {"MAX_ITEM_LIST_LENGTH", "--max-len"}, {"hidden_size", "--hidden"}, {"n_layers", "--layers"}, {"n_heads", "--heads"},
+      {"inner_size", "--inner"}, {"hidden_dropout_prob", "--dropout"}, {"attn_dropout_prob", "--attn-dropout"}, {"lamb", "--lamb"},
+      {"tep", "--tep"}, {"init_factor", "--init-factor"}, {"mask_ratio", "--mask-ratio"}};
+  try {
+    c.validate();
+  } catch (const ConfigError& e) {
+    std::string message = e.what(), named;  // the flag of the setting the message names first
+    size_t first = std::string::npos;
+    for (auto [key, flag] : flags)
+      if (size_t at = message.find(std::string(" ") + key + " "); at < first) first = at, named = flag;
+    throw cxxopts::exceptions::exception(message + (named.empty() ? "" : " (" + named + ")") +
+                                         (config_file.empty() ? "" : " after the flags given over " + config_file));
+  }
+}
+
 inline int train_command(int argc, char** argv) {
   cxxopts::Options options("euler train",
                            "Train EulerFormer (or a baseline) on an interaction file, evaluate by full ranking, "
                            "print the final metrics as one JSON line. Defaults are the paper's settings.");
   add_data_options(options);
+  add_memory_option(options);
   options.add_options("model")
       ("backbone", "sasrec|bert4rec", cxxopts::value<std::string>()->default_value("sasrec"))
       ("pos", "positional scheme: none|learned|sinusoidal|rope|euler", cxxopts::value<std::string>()->default_value("euler"))
@@ -177,13 +197,16 @@ inline int train_command(int argc, char** argv) {
     std::cout << options.help() << "\n";
     return 0;
   }
-  std::string data_path = required(args, "data");
+  required(args, "data");  // a usage error before anything else
 
   EulerFormerConfig c;
   if (args.count("config")) {
     std::string config_path = args["config"].as<std::string>();
     try {
       c = EulerFormerConfig::from_json(nlohmann::json::parse(read_file(config_path)));
+      EulerFormerConfig check = c;
+      check.n_items = std::max(check.n_items, 2);  // set from the data later
+      check.validate();
     } catch (const nlohmann::json::exception& e) {
       throw ConfigError(config_path + ": not valid JSON: " + e.what());
     } catch (const ConfigError& e) {
@@ -227,17 +250,20 @@ inline int train_command(int argc, char** argv) {
   t.clip_norm = args["clip"].as<double>();
   t.patience = args["patience"].as<int>();
   t.seed = args["seed"].as<uint64_t>();
-  t.threads = args["threads"].as<int>();
+  t.threads = thread_count(args);
   t.eval_batch = args["eval-batch"].as<int>();
   t.exclude_history = args.count("exclude-history") > 0;
   t.all_windows = args.count("all-windows") > 0;
+  t.max_memory = memory_limit(args);
   t.verbose = t.progress = args.count("quiet") == 0;
   t.on_nonfinite = parse_enum<NonFiniteAction>("--on-nonfinite", args["on-nonfinite"].as<std::string>());
   if (args.count("out")) t.out_dir = args["out"].as<std::string>();
   if (t.epochs < 1) throw cxxopts::exceptions::exception("--epochs must be >= 1");
   if (t.batch_size < 1) throw cxxopts::exceptions::exception("--batch-size must be >= 1");
-  if (t.threads < 1) throw cxxopts::exceptions::exception("--threads must be >= 1");
   if (!(t.lr > 0 && std::isfinite(t.lr))) throw cxxopts::exceptions::exception("--lr must be a finite number > 0");
+  if (!(t.weight_decay >= 0 && std::isfinite(t.weight_decay)))
+    throw cxxopts::exceptions::exception("--weight-decay must be a finite number >= 0");
+  if (!(t.clip_norm >= 0 && std::isfinite(t.clip_norm))) throw cxxopts::exceptions::exception("--clip must be a finite number >= 0 (0: no clipping)");
   if (t.eval_batch < 1) throw cxxopts::exceptions::exception("--eval-batch must be >= 1");
   if (t.patience < 1) throw cxxopts::exceptions::exception("--patience must be >= 1");
   const int keep_mb = args["keep-mb"].as<int>();
@@ -245,7 +271,7 @@ inline int train_command(int argc, char** argv) {
   if (t.all_windows && (c.objective != Objective::all || c.backbone != Backbone::sasrec))
     throw cxxopts::exceptions::exception("--all-windows is for --objective all with --backbone sasrec");
   c.n_items = 2;  // placeholder until the data is read; validate the rest before reading anything
-  c.validate();
+  validate_flags(c, args.count("config") ? args["config"].as<std::string>() : "");
   const std::string device = args["device"].as<std::string>();
   check_device(device, c);
 
@@ -271,8 +297,7 @@ inline int train_command(int argc, char** argv) {
   if (args.count("seeds") && !t.out_dir.empty()) out_lock.emplace(lock_output_directory(t.out_dir));
 
   set_num_threads(t.threads);
-  Dataset data = load_dataset(data_path, data_options(args));
-  if (t.verbose) std::cerr << data.summary() << "\n";
+  Dataset data = load_data(args, t.verbose);
   RunSettings run;
   run.keep_bytes = int64_t(keep_mb) << 20;
   run.device = device;
@@ -280,7 +305,9 @@ inline int train_command(int argc, char** argv) {
   if (!args.count("seeds")) {
     run.resume = args.count("resume") ? args["resume"].as<std::string>() : "";
     run.plot_dir = plot_dir;
-    std::cout << train_one_run(c, t, data, run).dump() << std::endl;
+    nlohmann::json result = train_one_run(c, t, data, run);
+    result["data"] = data_json(data);
+    std::cout << json_text(result) << std::endl;
     return 0;
   }
   std::vector<nlohmann::json> results;
@@ -304,11 +331,12 @@ inline int train_command(int argc, char** argv) {
       std::cerr << "seed " << seed << "\n";
     }
     results.push_back(train_one_run(c, ts, data, run));
-    if (t.verbose) std::cerr << "seed " << seed << ": " << results.back().dump() << "\n";
+    if (t.verbose) std::cerr << "seed " << seed << ": " << json_text(results.back()) << "\n";
   }
   nlohmann::json summary = summarize_seeds(seeds, results);
-  if (!t.out_dir.empty()) write_file_atomically((std::filesystem::path(t.out_dir) / "summary.json").string(), summary.dump(2) + "\n");
-  std::cout << summary.dump() << std::endl;
+  summary["data"] = data_json(data);
+  if (!t.out_dir.empty()) write_file_atomically((std::filesystem::path(t.out_dir) / "summary.json").string(), json_text(summary, 2) + "\n");
+  std::cout << json_text(summary) << std::endl;
   return 0;
 }
 
@@ -321,25 +349,28 @@ inline LoadedModel load_checkpoint(const std::string& path) {
   safetensors::File file = safetensors::File::read(path);
   EulerFormer<float> model(read_config(file));
   load_weights(file, model, /*allow_unexpected=*/true);  // a checkpoint's optimizer state is ignored
-  std::vector<std::string> tokens;
-  auto it = file.metadata().find("item_tokens");
-  if (it != file.metadata().end()) {
-    try {
-      tokens = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const nlohmann::json::exception& e) {
-      throw safetensors::FormatError(path + ": metadata 'item_tokens' is not a JSON list of strings: " + e.what());
-    }
-    if (tokens.size() != size_t(model.config().n_items))
-      throw safetensors::FormatError(path + ": metadata 'item_tokens' has " + std::to_string(tokens.size()) +
-                                     " entries, but the model has " + std::to_string(model.config().n_items) + " item rows");
-  }
+  std::vector<std::string> tokens = get_item_tokens(file, path);
+  if (!tokens.empty() && tokens.size() != size_t(model.config().n_items))
+    throw safetensors::FormatError(path + ": metadata 'item_tokens' has " + std::to_string(tokens.size()) +
+                                   " entries, but the model has " + std::to_string(model.config().n_items) + " item rows");
   return {std::move(model), std::move(tokens)};
+}
+
+// The memory shape of scoring `rows` lists at once with a model (no training).
+inline MemoryShape inference_shape(const EulerFormer<float>& model, int64_t rows) {
+  MemoryShape shape;
+  shape.config = model.config();
+  shape.parameters = model.parameters().numel();
+  shape.eval_rows = std::max<int64_t>(1, rows);
+  shape.threads = num_threads();
+  return shape;
 }
 
 inline int eval_command(int argc, char** argv) {
   cxxopts::Options options("euler eval", "Evaluate a checkpoint by full ranking on the validation and test targets of a data file "
                                          "(leave-one-out, read with the same filters as training). Prints one JSON line.");
   add_data_options(options);
+  add_memory_option(options);
   options.add_options()
       ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
       ("threads", "threads", cxxopts::value<int>()->default_value("2"))
@@ -355,10 +386,10 @@ inline int eval_command(int argc, char** argv) {
     return 0;
   }
   std::string checkpoint = required(args, "checkpoint"), data_path = required(args, "data");
-  set_num_threads(at_least(args, "threads", 1));
+  set_num_threads(thread_count(args));
   int batch = at_least(args, "eval-batch", 1);
   LoadedModel loaded = load_checkpoint(checkpoint);
-  Dataset data = load_dataset(data_path, data_options(args));
+  Dataset data = load_data(args, false);
   if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
     throw DataError(data_path + ": its items (after filtering) differ from those " + checkpoint +
                     " was trained on; use the same data and filter flags");
@@ -366,6 +397,8 @@ inline int eval_command(int argc, char** argv) {
     throw DataError(data_path + ": " + std::to_string(data.n_items) + " items, but " + checkpoint + " was trained on " +
                     std::to_string(loaded.model.config().n_items - 1));
   Split split = leave_one_out(data);
+  check_memory(inference_shape(loaded.model, std::min<int64_t>(batch, int64_t(split.evaluated_users.size()))), memory_limit(args),
+               "evaluating " + checkpoint);
   std::vector<std::span<const int32_t>> valid_h, test_h;
   std::vector<int32_t> valid_t, test_t;
   for (int32_t u : split.evaluated_users) {
@@ -377,13 +410,19 @@ inline int eval_command(int argc, char** argv) {
   RankingOptions r;
   r.exclude_history = args.count("exclude-history") > 0;
   std::vector<int64_t> valid_ranks, test_ranks;
-  nlohmann::json out = evaluate(loaded.model, valid_h, valid_t, r, batch, nullptr, &valid_ranks).to_json("valid");
-  out.update(evaluate(loaded.model, test_h, test_t, r, batch, nullptr, &test_ranks).to_json("test"));
+  // Scores with NaN or inf have no ranking: such users would be ranked last, and the metrics wrong.
+  UnusableScores unusable;
+  nlohmann::json out = evaluate(loaded.model, valid_h, valid_t, r, batch, &unusable, &valid_ranks).to_json("valid");
+  out.update(evaluate(loaded.model, test_h, test_t, r, batch, &unusable, &test_ranks).to_json("test"));
+  if (unusable.rows > 0)
+    throw NonFiniteError(checkpoint + ": the scores of " + std::to_string(unusable.rows) + " of " + std::to_string(2 * valid_t.size()) +
+                         " histories (validation and test) hold NaN or inf: the weights overflow on this data; " + unusable.first.message());
   out["users"] = int64_t(split.evaluated_users.size());
+  out["data"] = data_json(data);
   if (args.count("ranks")) {
     write_file_atomically(args["ranks"].as<std::string>(), ranks_table(data, split.evaluated_users, valid_ranks, test_ranks));
   }
-  std::cout << out.dump() << std::endl;
+  std::cout << json_text(out) << std::endl;
   return 0;
 }
 
@@ -392,6 +431,7 @@ inline int recommend_command(int argc, char** argv) {
                            "Top-K next items from a checkpoint, for a user of a data file (--user, with --data) or for a "
                            "given history (--history, ids as in the data file, oldest first). Prints one JSON line.");
   add_data_options(options);
+  add_memory_option(options);
   options.add_options()
       ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
       ("user", "a user id of the data file (its whole history is used)", cxxopts::value<std::string>())
@@ -418,13 +458,14 @@ inline int recommend_command(int argc, char** argv) {
     throw cxxopts::exceptions::exception("give exactly one of --user (with --data) and --history");
   int k = args["k"].as<int>();
   if (k < 1) throw cxxopts::exceptions::exception("--k must be >= 1");
-  set_num_threads(at_least(args, "threads", 1));
+  set_num_threads(thread_count(args));
   LoadedModel loaded = load_checkpoint(checkpoint);
+  check_memory(inference_shape(loaded.model, 1), memory_limit(args), "scoring with " + checkpoint);
   const EulerFormerConfig& c = loaded.model.config();
   auto token_of = [&](int32_t id) { return id < int32_t(loaded.item_tokens.size()) ? loaded.item_tokens[size_t(id)] : std::to_string(id); };
   std::vector<int32_t> history;
   if (args.count("user")) {
-    Dataset data = load_dataset(required(args, "data"), data_options(args));
+    Dataset data = load_data(args, false);
     if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
       throw DataError(data.source + ": its items differ from those " + checkpoint + " was trained on");
     history = data.sequences[size_t(data.user_id(args["user"].as<std::string>()))];
@@ -441,30 +482,12 @@ inline int recommend_command(int argc, char** argv) {
     }
     if (history.empty()) throw DataError("--history: no item ids given");
   }
-  int64_t N = c.max_len;
-  Tensor<int32_t> ids = Tensor<int32_t>::zeros({1, N});
-  std::span<const int32_t> h(history);
-  fill_histories(std::span<const std::span<const int32_t>>(&h, 1), N, ids.data());
-  Tape<float> tape;
-  NoGrad<float> no_grad(tape);
-  Rng unused(0);
-  Context<float> ctx{tape, loaded.model.parameters(), false, unused};
-  TensorView<float> scores = loaded.model.score(ctx, ids.view()).value();  // [1, K]
-  std::vector<int32_t> candidates;
-  std::vector<bool> seen(size_t(c.n_items), false);
-  if (args.count("exclude-history"))
-    for (int32_t i : history) seen[size_t(i)] = true;
-  for (int32_t i = 1; i < c.n_items; ++i)
-    if (!seen[size_t(i)]) candidates.push_back(i);
-  size_t top = std::min<size_t>(size_t(k), candidates.size());
-  std::partial_sort(candidates.begin(), candidates.begin() + std::ptrdiff_t(top), candidates.end(),
-                    [&](int32_t a, int32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
   nlohmann::json items = nlohmann::json::array(), score_list = nlohmann::json::array();
-  for (size_t i = 0; i < top; ++i) {
-    items.push_back(token_of(candidates[i]));
-    score_list.push_back(scores[candidates[i]]);
+  for (auto [item, score] : recommend(loaded.model, history, k, args.count("exclude-history") > 0)) {
+    items.push_back(token_of(item));
+    score_list.push_back(score);
   }
-  std::cout << nlohmann::json{{"items", items}, {"scores", score_list}, {"history_length", history.size()}}.dump() << std::endl;
+  std::cout << json_text(nlohmann::json{{"items", items}, {"scores", score_list}, {"history_length", history.size()}}) << std::endl;
   return 0;
 }
 

@@ -60,11 +60,6 @@ std::string batch_error(const std::string& name, std::string_view bytes) {
 std::vector<std::vector<int32_t>> batch(const std::string& name, std::string_view bytes) {
   return read_id_lists(write(name, bytes), 9, 2);
 }
-#define CHECK_CONTAINS(text, part)                                                   \
-  do {                                                                               \
-    std::string message_ = (text);                                                   \
-    CHECK_MESSAGE(message_.find(part) != std::string::npos, "message: " << message_); \
-  } while (0)
 
 // One small file per format, with `row(user, item, rating, time)` giving each format's line.
 struct FormatCase {
@@ -118,14 +113,26 @@ TEST_CASE("bad input: non-numeric ratings, timestamps and batch ids") {
   CHECK_CONTAINS(batch_error("n2.batch", "1 2.5\n"), "n2.batch:1: '2.5' is not an integer id");
 }
 
-TEST_CASE("bad input: negative and overflowing ids") {
-  // Interaction files: ids are opaque tokens (documented), so "-5" and a 30-digit id are ids like any
-  // other; dense ids put integers first, by value, then other tokens bytewise.
-  InteractionLog log = read_interactions(write("neg.txt", "-5 7\n-5 100000000000000000000000000000\n3 7\n"), Format::pairs);
+TEST_CASE("bad input: negative, signed, padded and overflowing ids") {
+  // MovieLens and SASRec/S3-Rec text: ids are integers, so "+186", "0186" and "186" are one user;
+  // a negative id is an integer like any other.
+  InteractionLog log = read_interactions(write("neg.txt", "-5 7\n+186 07\n0186 +7\n186 8\n"), Format::pairs);
   Dataset data = build_dataset(log);
-  CHECK(data.user_tokens == std::vector<std::string>{"-5", "3"});
-  CHECK(data.item_token(1) == "7");
-  CHECK(data.item_token(2) == "100000000000000000000000000000");
+  CHECK(data.user_tokens == std::vector<std::string>{"-5", "186"});
+  CHECK(data.item_tokens == std::vector<std::string>{"", "7", "8"});
+  CHECK(data.sequences[1] == std::vector<int32_t>{1, 1, 2});
+  CHECK_CONTAINS(interactions_error("big.txt", "1 100000000000000000000000000000\n", Format::pairs),
+                 "big.txt:1: field 2 (item id) '100000000000000000000000000000' is not an integer in range: ids in pairs files are "
+                 "integers (for other ids use format 'csv' or 'inter')");
+  CHECK_CONTAINS(interactions_error("sign.txt", "1 2\n+-3 2\n", Format::pairs), "sign.txt:2: field 1 (user id) '+-3' is not an integer");
+  CHECK_CONTAINS(interactions_error("alpha.data", "1\t2\t3\t4\n1\tB00X\t3\t5\n"),
+                 "alpha.data:2: field 2 (item id) 'B00X' is not an integer: ids in ml-100k files are integers");
+  CHECK_CONTAINS(interactions_error("alpha.dat", "u1::2::3::4\n"), "alpha.dat:1: field 1 (user id) 'u1' is not an integer: ids in ml-1m");
+  CHECK_CONTAINS(interactions_error("alpha.txt", "1 2 3\n2 4 x5\n", Format::sequences), "alpha.txt:2: field 3 (item id) 'x5' is not an integer");
+  CHECK_CONTAINS(interactions_error("float.txt", "1 2\n1 2.0\n", Format::pairs), "float.txt:2: field 2 (item id) '2.0' is not an integer");
+  // csv and inter ids are tokens: "+186" and "186" are two users there.
+  Dataset tokens = build_dataset(read_interactions(write("signs.csv", "user_id,item_id\n+186,7\n186,7\n")));
+  CHECK(tokens.user_tokens == std::vector<std::string>{"186", "+186"});  // integers first, then the other tokens
   // Batch files: ids index the model's item table, so they must be in 1..max.
   CHECK_CONTAINS(batch_error("neg.batch", "1 -3\n"), "neg.batch:1: id -3 is outside 1..9");
   CHECK_CONTAINS(batch_error("zero.batch", "0 3\n"), "zero.batch:1: id 0 is outside 1..9");
@@ -153,9 +160,9 @@ TEST_CASE("bad input: a header and no rows") {
   CHECK_CONTAINS(interactions_error("h.csv", "user_id,item_id,rating,timestamp\n"), "h.csv: no interactions: the file has only a header line");
   CHECK_CONTAINS(interactions_error("h.inter", "user_id:token\titem_id:token\n"), "h.inter: no interactions: the file has only a header line");
   CHECK_CONTAINS(interactions_error("h.dat", "UserID::MovieID::Rating::Timestamp\n"),
-                 "h.dat:1: field 3 (rating) 'Rating' is not a number (a header line? this format has none)");
+                 "h.dat:1: field 1 (user id) 'UserID' is not an integer: ids in ml-1m files are integers (a header line? this format has none)");
   CHECK_CONTAINS(interactions_error("h.data", "user\titem\trating\ttimestamp\n"),
-                 "h.data:1: field 3 (rating) 'rating' is not a number (a header line? this format has none)");
+                 "h.data:1: field 1 (user id) 'user' is not an integer: ids in ml-100k files are integers (a header line? this format has none)");
   CHECK_CONTAINS(interactions_error("h.txt", "user_id item_id\n1 2\n"), "h.txt:1: 'user_id item_id' looks like a header");
   CHECK_CONTAINS(interactions_error("h2.txt", "user items\n1 2 3\n", Format::sequences), "h2.txt:1: 'user items' looks like a header");
   // A header with the wrong column names lists what it found.
@@ -200,34 +207,51 @@ TEST_CASE("bad input: trailing spaces and tabs are trimmed by every loader") {
   CHECK(batch("trail.batch", "1 2 \t \n3 4  \n") == std::vector<std::vector<int32_t>>{{1, 2}, {3, 4}});
 }
 
-TEST_CASE("bad input: Latin-1 bytes are token bytes; in numbers they are escaped in the message") {
+TEST_CASE("bad input: Latin-1 bytes are token bytes in csv and inter, refused ids elsewhere, escaped in messages") {
   for (const FormatCase& f : kFormats) {
     CAPTURE(f.name);
-    InteractionLog log = read_interactions(write(std::string("latin1_") + f.name, file_of(f, {f.row("caf\xe9", "cr\xe8me", "3", "4")})), f.format);
-    REQUIRE(log.rows.size() == 1);
-    CHECK(log.user_tokens == std::vector<std::string>{"caf\xe9"});
-    CHECK(log.item_tokens == std::vector<std::string>{"cr\xe8me"});
+    std::string path = write(std::string("latin1_") + f.name, file_of(f, {f.row("caf\xe9", "cr\xe8me", "3", "4")}));
+    if (f.format == Format::csv || f.format == Format::inter) {
+      InteractionLog log = read_interactions(path, f.format);
+      REQUIRE(log.rows.size() == 1);
+      CHECK(log.user_tokens == std::vector<std::string>{"caf\xe9"});
+      CHECK(log.item_tokens == std::vector<std::string>{"cr\xe8me"});
+    } else {
+      CHECK_CONTAINS(data_error([&] { read_interactions(path, f.format); }), ":1: field 1 (user id) 'caf\\xe9' is not an integer");
+    }
   }
   CHECK_CONTAINS(interactions_error("l.dat", "1::2::tr\xe8s::4\n"), "l.dat:1: field 3 (rating) 'tr\\xe8s' is not a number");
   CHECK_CONTAINS(batch_error("l.batch", "1 \xe9\xe9\n"), "l.batch:1: '\\xe9\\xe9' is not an integer id");
 }
 
-TEST_CASE("bad input: exact duplicate rows are kept (each is an interaction, or a list)") {
+TEST_CASE("bad input: exact duplicate rows are dropped where timestamps identify them, kept with --dedup none") {
   for (const FormatCase& f : kFormats) {
     CAPTURE(f.name);
     std::string row = f.row("1", "2", "3", "4");
     InteractionLog log = read_interactions(write(std::string("dup_") + f.name, file_of(f, {row, row, row})), f.format);
     CHECK(log.rows.size() == 3);
     Dataset data = build_dataset(log);
-    CHECK(data.sequences[0] == std::vector<int32_t>{1, 1, 1});
+    // Without timestamps (pairs, sequences) every row is an interaction: there are no exact duplicates.
+    if (log.has_timestamps) {
+      CHECK(data.sequences[0] == std::vector<int32_t>{1});
+      CHECK(data.filters.removed_duplicates == 2);
+    } else {
+      CHECK(data.sequences[0] == std::vector<int32_t>{1, 1, 1});
+    }
+    DatasetOptions keep_all;
+    keep_all.dedup = Dedup::none;
+    CHECK(build_dataset(log, keep_all).sequences[0] == std::vector<int32_t>{1, 1, 1});
+    DatasetOptions consecutive;
+    consecutive.dedup = Dedup::consecutive;
+    CHECK(build_dataset(log, consecutive).sequences[0] == std::vector<int32_t>{1});
   }
   CHECK(batch("dup.batch", "1 2\n1 2\n").size() == 2);
 }
 
 TEST_CASE("bad input: extremely long lines load, and bad ones give short messages") {
   // 2 million items on one line (about 16 MB).
-  std::string line = "u";
-  for (int i = 0; i < 2000000; ++i) line += " i" + std::to_string(i % 1000);
+  std::string line = "7";
+  for (int i = 0; i < 2000000; ++i) line += " 1" + std::to_string(i % 1000);
   InteractionLog log = read_interactions(write("long.txt", line + "\n"), Format::sequences);
   CHECK(log.rows.size() == 2000000);
   std::string ids = "1";

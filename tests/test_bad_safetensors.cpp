@@ -43,11 +43,6 @@ std::string format_error(const std::function<void()>& f) { return euler_test::er
 std::string parse_error(const std::string& bytes) {
   return format_error([&] { safetensors::File::parse(bytes, "bad.safetensors"); });
 }
-#define CHECK_CONTAINS(text, part)                                                   \
-  do {                                                                               \
-    std::string message_ = (text);                                                   \
-    CHECK_MESSAGE(message_.find(part) != std::string::npos, "message: " << message_); \
-  } while (0)
 
 const std::string kData(16, '\1');  // room for [4] F32 or [2] F64
 std::string tensor(const std::string& name, const std::string& dtype, const std::string& shape, const std::string& offsets) {
@@ -136,6 +131,46 @@ TEST_CASE("bad safetensors: a header that is not valid JSON, or not the expected
   CHECK_CONTAINS(parse_error(raw("{\"__metadata__\": [1]}", "")), "__metadata__ is not an object of strings");
   CHECK_CONTAINS(parse_error(raw("{\"__metadata__\": {\"config\": {\"n_items\": 3}}}", "")),
                  "__metadata__ value for 'config' is not a string");
+}
+
+TEST_CASE("bad safetensors: a header nested too deep or with too many values is refused before it takes memory") {
+  // 10 MB of '[' once took 900 MB to refuse; now the parse stops at the seventh level.
+  std::string nested(10 << 20, '[');
+  CHECK_CONTAINS(parse_error(raw(nested, "")), "header nests deeper than 6 levels (a safetensors header nests 3)");
+  CHECK_CONTAINS(parse_error(raw("{\"w\": {\"a\": [[[[[1]]]]]}}", "")), "header nests deeper than 6 levels");
+  // A flat array of two million numbers (a shape no tensor has).
+  std::string wide = "{\"w\":{\"dtype\":\"F32\",\"shape\":[";
+  for (int i = 0; i < 2000000; ++i) wide += "1,";
+  wide += "1],\"data_offsets\":[0,4]}}";
+  CHECK_CONTAINS(parse_error(raw(wide, kData)), "header holds more than 65536 JSON values");
+  // A real header is far inside both bounds, and long metadata strings are single values.
+  std::map<std::string, std::string> metadata;
+  std::vector<std::string> tokens(200000, "1234567");
+  put_item_tokens(metadata, tokens);
+  EulerFormer<float> model(tiny_config(), 3);
+  std::string path = temp_path("long_metadata.safetensors");
+  save_weights(path, model, metadata);
+  CHECK(get_item_tokens(safetensors::File::read(path), path).size() == tokens.size());
+}
+
+TEST_CASE("bad safetensors: item ids that are not UTF-8 (a Latin-1 csv) are stored and read back byte for byte") {
+  std::map<std::string, std::string> metadata;
+  std::vector<std::string> tokens = {"", "caf\xe9", "plain", std::string("\xff\0x", 3)};
+  put_item_tokens(metadata, tokens);
+  CHECK(metadata.count("item_tokens") == 0);
+  CHECK(metadata.at("item_tokens_hex") == R"(["","636166e9","706c61696e","ff0078"])");
+  EulerFormer<float> model(tiny_config(), 3);
+  std::string path = temp_path("latin1_tokens.safetensors");
+  save_weights(path, model, metadata);
+  CHECK(get_item_tokens(safetensors::File::read(path), path) == tokens);
+  // Damaged hex is a FormatError naming the key.
+  std::string bytes = read_file(path);
+  size_t at = bytes.find("636166e9");
+  REQUIRE(at != std::string::npos);
+  bytes.replace(at, 8, "63616zz9");
+  CHECK_THROWS_WITH_AS(get_item_tokens(safetensors::File::parse(bytes, "damaged"), "damaged"),
+                       doctest::Contains("damaged: metadata 'item_tokens_hex' holds '63616zz9', which is not hex bytes"),
+                       safetensors::FormatError);
 }
 
 TEST_CASE("bad safetensors: an unknown dtype") {

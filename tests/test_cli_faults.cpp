@@ -90,7 +90,7 @@ struct Setup {
   Setup() {
     std::ofstream out(data);
     for (int u = 0; u < 40; ++u) {
-      out << "u" << u;
+      out << 1000 + u;
       for (int k = 0; k < 8; ++k) out << " " << 1 + (u * 37 + k * (11 + u % 4)) % 1200;
       out << "\n";
     }

@@ -111,8 +111,8 @@ TEST_CASE("euler train and friends: bad invocations give a clear message and a n
   fails_with("train --data " + data + " --frobnicate", 2, "frobnicate");
   fails_with("train --data /no/such/file.txt", 1, "/no/such/file.txt");
   fails_with("train --data " + data + " --batch-size -3", 2, "--batch-size must be >= 1");
-  fails_with("train --data " + data + " --max-len 0", 1, "MAX_ITEM_LIST_LENGTH must be >= 1");
-  fails_with("train --data " + data + " --heads 3 --hidden 8", 1, "not divisible by n_heads");
+  fails_with("train --data " + data + " --max-len 0", 2, "MAX_ITEM_LIST_LENGTH must be >= 1");
+  fails_with("train --data " + data + " --heads 3 --hidden 8", 2, "not divisible by n_heads");
   fails_with("train --data " + data + " --pos rotary", 1, "'rotary' is not one of none|learned|sinusoidal|rope|euler");
   fails_with("train --data " + data + " --all-windows", 2, "--all-windows is for --objective all");
   fails_with("eval --data " + data, 2, "missing --checkpoint");

@@ -231,11 +231,34 @@ TEST_CASE("data: auto-detection rules, and refusals when unsure") {
   CHECK(read_interactions(write_temp("h.CSV", "user_id,item_id\n1,2\n")).format == Format::csv);
 
   std::string table = read_error("table.txt", "1 2 3 4\n5 6 7 8\n9 10 11 12\n");
-  CHECK(table.find("table.txt: cannot detect the format: each of the first 3 lines has 4 fields") != std::string::npos);
+  CHECK(table.find("table.txt: cannot detect the format: each of the 3 lines has 4 fields") != std::string::npos);
+  // Users that repeat make a 4-column table u.data with spaces.
+  CHECK(read_interactions(write_temp("spaced.data", "1 2 3 4\n1 6 7 8\n2 3 4 5\n2 5 6 7\n")).format == Format::ml_100k);
   CHECK(table.find("name the format explicitly") != std::string::npos);
   CHECK(read_interactions(write_temp("table2.txt", "1 2 3 4\n5 6 7 8\n"), Format::sequences).rows.size() == 6);
   CHECK(read_error("single.txt", "1\n2\n").find("single.txt: cannot detect the format: every line has a single field") !=
         std::string::npos);
+}
+
+TEST_CASE("data: detection reads the whole file: a table with one broken line is refused, never read as sequences") {
+  // u.data with a 3-field line among its first lines (the case that trained on ratings as items).
+  std::string udata;
+  for (int i = 0; i < 50; ++i) udata += std::to_string(1 + i % 5) + "\t" + std::to_string(100 + i) + "\t4\t88125" + std::to_string(1000 + i) + "\n";
+  size_t second_line = udata.find('\n') + 1;
+  std::string early = udata.substr(0, second_line) + "3\t17\t5\n" + udata.substr(second_line);
+  std::string message = read_error("early.data", early);
+  CHECK(message.find("early.data:2: has 3 fields, but 50 of the file's 51 lines have 4 ('ml-100k') and its 5 users repeat") != std::string::npos);
+  CHECK(message.find("fix the line, or name the format explicitly") != std::string::npos);
+  // A 5-field line, and one far beyond the first 1000 lines.
+  CHECK(read_error("five.data", udata + "1\t2\t3\t4\t5\n").find("five.data:51: has 5 fields, but 50 of") != std::string::npos);
+  std::string pairs;
+  for (int i = 0; i < 5000; ++i) pairs += std::to_string(i % 100) + " " + std::to_string(i) + "\n";
+  CHECK(read_error("late.txt", pairs + "7 8 9\n").find("late.txt:5001: has 3 fields, but 5000 of the file's 5001 lines have 2 ('pairs')") !=
+        std::string::npos);
+  // The same lines with each user on one line of varying length are sequences.
+  CHECK(read_interactions(write_temp("seqs.txt", "1 2 3\n2 4\n3 5 6 7\n")).format == Format::sequences);
+  // A named format does not detect: every line must fit it.
+  CHECK(read_error("early2.data", early, Format::ml_100k).find("early2.data:2: expected 4 fields") != std::string::npos);
 }
 
 // ---- bad input ---------------------------------------------------------------------------------
@@ -249,13 +272,8 @@ TEST_CASE("data: wrong field counts name the file, the line and the counts") {
             .find("u1.data:2: expected 4 fields 'user item rating timestamp' separated by tabs, got 3") != std::string::npos);
   std::string pairs = read_error("p.txt", "1 2\n3 4\n5 6 7\n", Format::pairs);
   CHECK(pairs.find("p.txt:3: expected 2 fields 'user item' separated by spaces, got 3") != std::string::npos);
-  // Within the detection sample, varying counts mean one user per line.
+  // Varying counts with a line per user mean one user per line.
   CHECK(read_interactions(write_temp("p2.txt", "1 2\n3 4\n5 6 7\n")).format == Format::sequences);
-  std::string sample;
-  for (int i = 0; i < 1000; ++i) sample += std::to_string(i) + " 1\n";
-  std::string late = read_error("late.txt", sample + "7 8 9\n");
-  CHECK(late.find("late.txt:1001: expected 2 fields 'user item' separated by spaces, got 3 (if the file has one user per line, use format 'sequences')") !=
-        std::string::npos);
   CHECK(read_error("s.txt", "1 2 3\n4\n", Format::sequences).find("s.txt:2: user '4' has no items") != std::string::npos);
   CHECK(read_error("x.inter", "user_id:token\titem_id:token\n1\t2\t3\n")
             .find("x.inter:2: expected 2 tab-separated fields as in the header, got 3") != std::string::npos);
@@ -287,10 +305,16 @@ TEST_CASE("data: ratings and timestamps must be finite numbers; ids must be non-
             .find("e2.inter:2: expected 2 tab-separated fields as in the header, got 1") != std::string::npos);
   // A header in front of u.data: the hint says so.
   CHECK(read_error("hdr.data", "user\titem\trating\ttimestamp\n1\t2\t3\t4\n")
-            .find("hdr.data:1: field 3 (rating) 'rating' is not a number (a header line? this format has none)") != std::string::npos);
+            .find("hdr.data:1: field 1 (user id) 'user' is not an integer: ids in ml-100k files are integers (a header line? this format "
+                  "has none)") != std::string::npos);
+  // A header whose id fields happen to be numbers still gets the hint at its first non-number.
+  CHECK(read_error("hdr2.data", "1\t2\trating\ttimestamp\n1\t2\t3\t4\n")
+            .find("hdr2.data:1: field 3 (rating) 'rating' is not a number (a header line? this format has none)") != std::string::npos);
   CHECK(read_error("hdr.txt", "user item\n1 2\n").find("hdr.txt:1: 'user item' looks like a header") != std::string::npos);
-  // Alphanumeric ids (e.g. Amazon ASINs) are not mistaken for a header.
-  CHECK(read_interactions(write_temp("asin.txt", "A1X B000 B001\nA2Y B001 B002 B003\n")).rows.size() == 5);
+  // Alphanumeric ids (e.g. Amazon ASINs) are not mistaken for a header; they are not integers, which
+  // these formats need.
+  CHECK(read_error("asin.txt", "A1X B000 B001\nA2Y B001 B002 B003\n").find("asin.txt:1: field 1 (user id) 'A1X' is not an integer") !=
+        std::string::npos);
 }
 
 TEST_CASE("data: empty files, blank files and header-only files are refused") {
@@ -328,7 +352,7 @@ TEST_CASE("data: CRLF line ends, a UTF-8 byte-order mark and trailing blanks are
 }
 
 TEST_CASE("data: Latin-1 bytes are opaque token bytes; messages escape them") {
-  InteractionLog log = read_interactions(write_temp("latin1.txt", "caf\xe9 cr\xe8me\ncaf\xe9 br\xfbl\xe9" "e\n"));
+  InteractionLog log = read_interactions(write_temp("latin1.csv", "user_id,item_id\ncaf\xe9,cr\xe8me\ncaf\xe9,br\xfbl\xe9" "e\n"));
   CHECK(log.user_tokens == Strings{"caf\xe9"});
   CHECK(log.item_tokens == Strings{"cr\xe8me", "br\xfbl\xe9" "e"});
   Dataset data = build_dataset(log);
@@ -338,12 +362,55 @@ TEST_CASE("data: Latin-1 bytes are opaque token bytes; messages escape them") {
   CHECK(read_error("utf8.dat", "1::2::\xc3\xa9t\xc3\xa9::4\n").find("'\xc3\xa9t\xc3\xa9' is not a number") != std::string::npos);
 }
 
-TEST_CASE("data: exact duplicate rows are kept as repeated interactions") {
-  InteractionLog log = read_interactions(write_temp("dup.dat", "1::2::5::100\n1::2::5::100\n1::3::5::101\n"));
-  CHECK(log.rows.size() == 3);
+TEST_CASE("data: exact duplicate rows are removed and counted; --dedup none keeps them, consecutive drops repeats") {
+  // Every row twice (and an exact duplicate that is not adjacent, among same-second ratings).
+  InteractionLog log = read_interactions(write_temp("dup.dat", "1::2::5::100\n1::2::5::100\n1::3::5::101\n1::3::5::101\n"
+                                                                "1::4::5::101\n1::3::4::101\n1::3::5::102\n2::2::5::7\n2::2::5::7\n"));
+  CHECK(log.rows.size() == 9);
   Dataset data = build_dataset(log);
-  CHECK(data.n_interactions == 3);
-  CHECK(item_tokens_of(data, 0) == Strings{"2", "2", "3"});
+  CHECK(data.filters.removed_duplicates == 4);
+  CHECK(data.n_interactions == 5);
+  CHECK(item_tokens_of(data, 0) == Strings{"2", "3", "4", "3"});  // 3 at 101 once, 4 at 101, 3 at 102
+  CHECK(data.summary().find("removed 4 duplicate rows (--dedup exact)") != std::string::npos);
+  CHECK(data.filters.rows_kept() == 5);
+
+  DatasetOptions none;
+  none.dedup = Dedup::none;
+  Dataset all = build_dataset(log, none);
+  CHECK(all.n_interactions == 9);
+  CHECK(all.filters.removed_duplicates == 0);
+  CHECK(all.summary().find("no duplicates removed") != std::string::npos);
+
+  // consecutive: also a repeat of the previous item in time order (3 at 101 after 4 at 101 stays:
+  // ties keep the file order, 1::3::5::101 comes before 1::4::5::101).
+  DatasetOptions consecutive;
+  consecutive.dedup = Dedup::consecutive;
+  Dataset repeats = build_dataset(read_interactions(write_temp("rep.txt", "1 5\n1 5\n1 6\n1 5\n1 5\n2 5\n")), consecutive);
+  CHECK(item_tokens_of(repeats, 0) == Strings{"5", "6", "5"});
+  CHECK(repeats.filters.removed_duplicates == 2);
+  CHECK(parse_dedup("consecutive") == Dedup::consecutive);
+  CHECK(data_error([] { parse_dedup("all"); }).find("unknown --dedup 'all': expected none, exact or consecutive") != std::string::npos);
+}
+
+TEST_CASE("data: filters that remove more than a quarter of the rows are warned about, naming the flags that keep them") {
+  std::string text;
+  for (int u = 1; u <= 20; ++u)
+    for (int i = 1; i <= (u <= 2 ? 12 : 3); ++i) text += std::to_string(u) + " " + std::to_string(i) + "\n";
+  InteractionLog log = read_interactions(write_temp("small_core.txt", text));
+  DatasetOptions core;
+  core.min_user_interactions = 10;
+  Dataset data = build_dataset(log, core);
+  CHECK(data.filters.rows_read == 78);
+  CHECK(data.filters.removed_by_core == 54);
+  CHECK(data.filters.removed_most());
+  std::string warning = data.filter_warning();
+  CHECK(warning.find("warning: ") == 0);
+  CHECK(warning.find("small_core.txt: the filters removed 78 of 78 rows") == std::string::npos);  // 24 remain
+  CHECK(warning.find("the filters removed 54 of 78 rows (69%): k-core (users >= 10, items >= 0) 54") != std::string::npos);
+  CHECK(warning.find("--min-user 0 --min-item 0") != std::string::npos);
+  CHECK(data.summary().find(warning) != std::string::npos);
+  // A quarter or less: no warning.
+  CHECK(build_dataset(log).filter_warning().empty());
 }
 
 TEST_CASE("data: text that is not UTF-8/Latin-1 lines is refused with a reason") {
@@ -355,17 +422,17 @@ TEST_CASE("data: text that is not UTF-8/Latin-1 lines is refused with a reason")
 
 TEST_CASE("data: 10 MB lines load (S3-Rec users with very long sequences) or fail with a short message") {
   // One user with 1.5 million items on one 10 MB line.
-  std::string line = "u";
-  line.reserve(11 << 20);
+  std::string line = "1";
+  line.reserve(13 << 20);
   const int n = 1500000;
-  for (int i = 0; i < n; ++i) line += " item" + std::to_string(i % 5000);
-  line += "\nv item1 item2\n";
+  for (int i = 0; i < n; ++i) line += " " + std::to_string(1000000 + i % 5000);
+  line += "\n2 1000001 1000002\n";
   CHECK(line.size() > (10u << 20));
   InteractionLog log = read_interactions(write_temp("long.txt", line));
   CHECK(log.rows.size() == size_t(n) + 2);
   CHECK(log.item_tokens.size() == 5000);
   Dataset data = build_dataset(log);
-  CHECK(data.sequences[size_t(data.user_id("u"))].size() == size_t(n));
+  CHECK(data.sequences[size_t(data.user_id("1"))].size() == size_t(n));
 
   // A 10 MB field of garbage, and a 10 MB line of separators: DataErrors with short messages.
   std::string garbage = "1::2::" + std::string(10 << 20, 'x') + "::4\n";
@@ -401,23 +468,23 @@ TEST_CASE("data: unreadable paths are IoErrors naming the path") {
 // ---- the dataset ---------------------------------------------------------------------------------
 
 TEST_CASE("data: chronological order per user, timestamp ties kept in file order") {
-  // u.data is in random order; user 7's rows by time: e(1), b(3), d(3), a(5), c(5).
+  // Rows in random order; user 7's rows by time: e(1), b(3), d(3), a(5), c(5).
   InteractionLog log = read_interactions(write_temp(
-      "order.data", "7\ta\t4\t5\n8\tz\t4\t9\n7\tb\t4\t3\n7\tc\t4\t5\n7\td\t4\t3\n8\ty\t4\t2\n7\te\t4\t1\n"));
+      "order.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\ta\t4\t5\n8\tz\t4\t9\n7\tb\t4\t3\n7\tc\t4\t5\n7\td\t4\t3\n8\ty\t4\t2\n7\te\t4\t1\n"));
   Dataset data = build_dataset(log);
   CHECK(item_tokens_of(data, data.user_id("7")) == Strings{"e", "b", "d", "a", "c"});
   CHECK(item_tokens_of(data, data.user_id("8")) == Strings{"y", "z"});
 
   // Without timestamps the file order is the time order.
-  Dataset pairs = build_dataset(read_interactions(write_temp("order.txt", "1 c\n2 a\n1 a\n1 b\n")));
+  Dataset pairs = build_dataset(read_interactions(write_temp("order.csv", "user_id,item_id\n1,c\n2,a\n1,a\n1,b\n")));
   CHECK(item_tokens_of(pairs, pairs.user_id("1")) == Strings{"c", "a", "b"});
 }
 
 TEST_CASE("data: iterative k-core needs several rounds") {
   // min 2 and 2. Round 1 drops D (1 row), so z has 1 row; round 2 drops C-z, so C has 1 row;
   // round 3 drops C-y; round 4 drops nothing. Left: A and B with x and y.
-  std::string text = "A x\nA y\nB x\nB y\nC y\nC z\nD z\n";
-  InteractionLog log = read_interactions(write_temp("core.txt", text));
+  std::string text = "user_id,item_id\nA,x\nA,y\nB,x\nB,y\nC,y\nC,z\nD,z\n";
+  InteractionLog log = read_interactions(write_temp("core.csv", text));
   DatasetOptions options;
   options.min_user_interactions = 2;
   options.min_item_interactions = 2;
@@ -444,10 +511,10 @@ TEST_CASE("data: iterative k-core needs several rounds") {
 TEST_CASE("data: ids are dense, deterministic and independent of the file order") {
   std::string rows[] = {"u2\t10\t5\t1\n", "u1\t9\t5\t2\n", "u10\t100\t5\t3\n", "u1\tabc\t5\t4\n", "u2\tAbc\t5\t5\n",
                         "u1\t07\t5\t6\n", "u2\t7\t5\t7\n"};
-  std::string forward, backward;
+  std::string header = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n", forward = header, backward = header;
   for (int i = 0; i < 7; ++i) forward += rows[i], backward += rows[6 - i];
-  Dataset a = build_dataset(read_interactions(write_temp("fwd.data", forward)));
-  Dataset b = build_dataset(read_interactions(write_temp("bwd.data", backward)));
+  Dataset a = build_dataset(read_interactions(write_temp("fwd.inter", forward)));
+  Dataset b = build_dataset(read_interactions(write_temp("bwd.inter", backward)));
   // Integers by value (equal values bytewise: "07" < "7"), then other tokens bytewise ('A' < 'a').
   CHECK(a.item_tokens == Strings{"", "07", "7", "9", "10", "100", "Abc", "abc"});
   CHECK(a.user_tokens == Strings{"u1", "u10", "u2"});
@@ -469,7 +536,7 @@ TEST_CASE("data: ids are dense, deterministic and independent of the file order"
 }
 
 TEST_CASE("data: the rating threshold keeps rating >= min_rating, only where there are ratings") {
-  std::string text = "1::a::1::1\n1::b::2::2\n1::c::3::3\n1::d::4::4\n1::e::5::5\n2::a::2.5::1\n2::b::3.0::2\n";
+  std::string text = "1::11::1::1\n1::12::2::2\n1::13::3::3\n1::14::4::4\n1::15::5::5\n2::11::2.5::1\n2::12::3.0::2\n";
   InteractionLog log = read_interactions(write_temp("ratings_threshold.dat", text));
   DatasetOptions options;
   options.min_rating = 3;
@@ -477,9 +544,9 @@ TEST_CASE("data: the rating threshold keeps rating >= min_rating, only where the
   CHECK(data.filters.rating_threshold_applied);
   CHECK(data.filters.removed_by_rating == 3);
   CHECK(data.summary().find("rating >= 3 removed 3; no k-core filter") != std::string::npos);
-  CHECK(item_tokens_of(data, data.user_id("1")) == Strings{"c", "d", "e"});
-  CHECK(item_tokens_of(data, data.user_id("2")) == Strings{"b"});
-  CHECK_FALSE(data.find_item("a"));
+  CHECK(item_tokens_of(data, data.user_id("1")) == Strings{"13", "14", "15"});
+  CHECK(item_tokens_of(data, data.user_id("2")) == Strings{"12"});
+  CHECK_FALSE(data.find_item("11"));
 
   for (double disabled : {-1.0, std::nan("")}) {
     options.min_rating = disabled;
@@ -489,7 +556,7 @@ TEST_CASE("data: the rating threshold keeps rating >= min_rating, only where the
   }
   // A file without ratings ignores the threshold (and says so).
   options.min_rating = 3;
-  Dataset pairs = build_dataset(read_interactions(write_temp("no_ratings.txt", "1 a\n1 b\n")), options);
+  Dataset pairs = build_dataset(read_interactions(write_temp("no_ratings.txt", "1 1\n1 2\n")), options);
   CHECK_FALSE(pairs.filters.rating_threshold_applied);
   CHECK(pairs.n_interactions == 2);
   CHECK(pairs.summary().find("no ratings in the file") != std::string::npos);
@@ -506,7 +573,7 @@ TEST_CASE("data: summary and statistics") {
   CHECK(options.min_rating == 3);
   CHECK(options.min_user_interactions == 10);
   CHECK(options.min_item_interactions == 10);
-  Dataset data = build_dataset(read_interactions(write_temp("stats.txt", "1 a\n1 b\n1 c\n2 a\n")));
+  Dataset data = build_dataset(read_interactions(write_temp("stats.txt", "1 1\n1 2\n1 3\n2 1\n")));
   CHECK(data.n_users == 2);
   CHECK(data.n_items == 3);
   CHECK(data.n_interactions == 4);
@@ -516,13 +583,13 @@ TEST_CASE("data: summary and statistics") {
   CHECK(summary.find("(pairs)") != std::string::npos);
   CHECK(summary.find("users 2, items 3, interactions 4") != std::string::npos);
   CHECK(summary.find("sparsity 33.3333%, mean sequence length 2.00 (shortest 1, longest 3)") != std::string::npos);
-  CHECK(summary.find("read 4 rows; no ratings in the file; no k-core filter") != std::string::npos);
+  CHECK(summary.find("read 4 rows; no duplicates removed; no ratings in the file; no k-core filter") != std::string::npos);
 }
 
 TEST_CASE("data: leave-one-out split, users with fewer than 3 interactions train only") {
-  Dataset data = build_dataset(read_interactions(write_temp("split.txt", "a 1 2 3 4 5\nb 6 7\nc 1 2 3\nd 8\n"), Format::sequences));
+  Dataset data = build_dataset(read_interactions(write_temp("split.txt", "11 1 2 3 4 5\n12 6 7\n13 1 2 3\n14 8\n"), Format::sequences));
   Split split = leave_one_out(data);
-  int32_t a = data.user_id("a"), b = data.user_id("b"), c = data.user_id("c"), d = data.user_id("d");
+  int32_t a = data.user_id("11"), b = data.user_id("12"), c = data.user_id("13"), d = data.user_id("14");
   auto items = [&](std::span<const int32_t> s) {
     Strings tokens;
     for (int32_t i : s) tokens.push_back(data.item_token(i));

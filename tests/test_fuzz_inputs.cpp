@@ -38,7 +38,8 @@ TEST_CASE("fuzz inputs: every seed and regression input of each target is handle
   const std::map<std::string, void (*)(const uint8_t*, size_t)> targets = {{"interactions", euler_fuzz::interactions},
                                                                           {"batch_file", euler_fuzz::batch_file},
                                                                           {"safetensors", euler_fuzz::safetensors_file},
-                                                                          {"config", euler_fuzz::config_json}};
+                                                                          {"config", euler_fuzz::config_json},
+                                                                          {"checkpoint", euler_fuzz::checkpoint}};
   for (const auto& [target, harness] : targets) {
     CAPTURE(target);
     CHECK(run_inputs(target, harness) >= 4);  // the seed corpus is there

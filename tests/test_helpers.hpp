@@ -20,3 +20,11 @@ std::string error_of(F&& f) {
 }
 
 }  // namespace euler_test
+
+// A check that `text` contains `part`, printing the whole text when it does not.
+#define CHECK_CONTAINS(text, part)                                                   \
+  do {                                                                               \
+    std::string message_ = (text);                                                   \
+    CHECK_MESSAGE(message_.find(part) != std::string::npos, "message: " << message_); \
+  } while (0)
+

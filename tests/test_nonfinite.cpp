@@ -30,11 +30,6 @@ std::string temp_dir(const std::string& name) {
   fs::create_directories(dir);
   return dir.string();
 }
-#define CHECK_CONTAINS(text, part)                                                   \
-  do {                                                                               \
-    std::string message_ = (text);                                                   \
-    CHECK_MESSAGE(message_.find(part) != std::string::npos, "message: " << message_); \
-  } while (0)
 
 // 40 users of 8 (or 9) items out of 12; every 8th user starts with item "99", which is therefore
 // an input of some training examples but never a target.

@@ -2,6 +2,8 @@
 // from a checkpoint ends with exactly the metrics of an uninterrupted one.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include <euler/data/synthetic.hpp>
 #include <euler/train/trainer.hpp>
 
@@ -91,16 +93,52 @@ TEST_CASE("trainer: BERT4Rec trains and evaluates") {
   CHECK(r["test_ndcg@10"].get<double>() >= 0);
 }
 
-TEST_CASE("trainer: a resumed run refuses a checkpoint of another model") {
+TEST_CASE("trainer: a resumed run refuses a checkpoint of another model, other data or other training options") {
   Dataset data = small_dataset();
   std::string dir = temp_dir("other");
   Trainer<float> first(small_model(Objective::all), small_options(1, dir), data);
   first.run();
+  const std::string checkpoint = (fs::path(dir) / "checkpoint.safetensors").string();
+  auto refusal = [&](const EulerFormerConfig& c, const TrainOptions& t, const Dataset& d) {
+    Trainer<float> second(c, t, d);
+    return euler_test::error_of<DataError>([&] { second.resume(checkpoint); });
+  };
   EulerFormerConfig other = small_model(Objective::all);
   other.hidden_size = 8;
-  Trainer<float> second(other, small_options(2), data);
-  CHECK_THROWS_WITH_AS(second.resume((fs::path(dir) / "checkpoint.safetensors").string()), doctest::Contains("model config differs"),
-                       safetensors::FormatError);
+  CHECK_CONTAINS(refusal(other, small_options(2), data),
+                 checkpoint + ": cannot resume with another model setting: hidden_size is 8 in this run and 16 in the checkpoint's");
+
+  // The same number of items with other ids: two item tokens swapped.
+  Dataset swapped = data;
+  std::swap(swapped.item_tokens[3], swapped.item_tokens[4]);
+  CHECK_CONTAINS(refusal(small_model(Objective::all), small_options(2), swapped),
+                 ": cannot resume on synthetic-300, whose items differ: item 3 is '4' there and '3' in the checkpoint's run");
+  // Fewer items (another filter): only the count is compared, so the sequences need not change.
+  Dataset fewer = data;
+  fewer.item_tokens.pop_back();
+  fewer.n_items -= 1;
+  CHECK_CONTAINS(refusal(small_model(Objective::all), small_options(2), fewer),
+                 "whose n_items differs: " + std::to_string(fewer.n_items) + " items, the checkpoint's run had " + std::to_string(data.n_items));
+  // The same items and users, other interactions.
+  Dataset reordered = data;
+  std::reverse(reordered.sequences[0].begin(), reordered.sequences[0].end());
+  CHECK_CONTAINS(refusal(small_model(Objective::all), small_options(2), reordered), "whose interactions differ from the checkpoint's run");
+  // Another learning rate, batch size or seed: two runs would be mixed.
+  for (auto [key, change] : {std::pair<const char*, void (*)(TrainOptions&)>{"lr", [](TrainOptions& t) { t.lr = 1e-2; }},
+                             {"batch_size", [](TrainOptions& t) { t.batch_size = 32; }},
+                             {"seed", [](TrainOptions& t) { t.seed = 8; }}}) {
+    CAPTURE(key);
+    TrainOptions t = small_options(2);
+    change(t);
+    CHECK_CONTAINS(refusal(small_model(Objective::all), t, data),
+                   std::string("cannot resume with another training option: ") + key + " is ");
+  }
+  // More epochs and another patience continue the run.
+  TrainOptions longer = small_options(2);
+  longer.patience = 30;
+  Trainer<float> resumed(small_model(Objective::all), longer, data);
+  resumed.resume(checkpoint);
+  CHECK(resumed.state().epoch == 1);
 }
 
 TEST_CASE("trainer: all_windows trains on every window of a long history, each item predicted once") {

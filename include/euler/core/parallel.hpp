@@ -25,6 +25,8 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -71,7 +73,8 @@ class ThreadPool {
 
   int threads() const { return threads_.load(std::memory_order_relaxed); }
 
-  // Threads in all, the calling thread included (so 1 means no workers).
+  // Threads in all, the calling thread included (so 1 means no workers). When the system cannot
+  // start them all, the pool keeps those it started (a working pool) and throws a runtime_error.
   void resize(int threads) {
     threads = std::max(1, threads);
     std::lock_guard<std::mutex> lock(run_mutex_);
@@ -82,7 +85,14 @@ class ThreadPool {
     for (std::thread& t : workers_) t.join();
     workers_.clear();
     stop_.store(false);
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    try {
+      workers_.reserve(size_t(threads - 1));
+      for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    } catch (const std::exception& e) {
+      threads_.store(int(workers_.size()) + 1);
+      throw std::runtime_error("could start only " + std::to_string(workers_.size() + 1) + " of " + std::to_string(threads) +
+                               " threads: " + e.what());
+    }
     threads_.store(threads);
   }
 
@@ -182,11 +192,24 @@ inline int& requested_threads() {
 
 }  // namespace detail
 
+// The most threads set_num_threads accepts: 4 per hardware thread (more only slows every op down).
+inline int max_threads() { return 4 * int(std::max(1u, std::thread::hardware_concurrency())); }
+
 // Threads euler uses from now on, the calling thread included (1: everything runs on the caller).
+// Throws std::invalid_argument above max_threads(), and std::runtime_error when the system cannot
+// start them (euler then keeps the threads it could start).
 inline void set_num_threads(int threads) {
   threads = std::max(1, threads);
+  if (threads > max_threads())
+    throw std::invalid_argument(std::to_string(threads) + " threads is more than " + std::to_string(max_threads()) + " (4 per hardware thread, " +
+                                std::to_string(std::max(1u, std::thread::hardware_concurrency())) + " here)");
+  try {
+    detail::ThreadPool::instance().resize(threads);
+  } catch (...) {
+    detail::requested_threads() = detail::ThreadPool::instance().threads();
+    throw;
+  }
   detail::requested_threads() = threads;
-  detail::ThreadPool::instance().resize(threads);
 }
 
 inline int num_threads() { return detail::requested_threads(); }

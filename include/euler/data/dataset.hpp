@@ -2,6 +2,8 @@
 // leave-one-out split the trainer and the evaluator read.
 //
 // build_dataset applies, in this order (spec section 7):
+//   0. duplicates (DatasetOptions::dedup, default exact): a row with the user, item and timestamp of
+//      an earlier row is dropped, and counted in FilterReport::removed_duplicates.
 //   1. the rating threshold: keep rating >= min_rating. Only for files with ratings (ml-1m,
 //      ml-100k, and inter/csv with a rating column); a negative or NaN min_rating disables it.
 //   2. iterative k-core: drop every row whose user has fewer than min_user_interactions rows or
@@ -30,6 +32,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -39,6 +42,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "euler/data/data_error.hpp"
@@ -46,9 +50,24 @@
 
 namespace euler {
 
+// Which repeated rows build_dataset drops before the filters (step 0):
+//   none         keep every row;
+//   exact        rows with the user, item and timestamp of an earlier row (the file's rows doubled,
+//                a join gone wrong). Files without timestamps (pairs, sequences) have no exact
+//                duplicates: every row is an interaction;
+//   consecutive  exact, and a row whose item repeats the user's previous item in time order.
+enum class Dedup { none, exact, consecutive };
+inline constexpr std::array<std::string_view, 3> dedup_names = {"none", "exact", "consecutive"};
+inline Dedup parse_dedup(std::string_view name) {
+  for (size_t i = 0; i < dedup_names.size(); ++i)
+    if (dedup_names[i] == name) return Dedup(i);
+  throw DataError("unknown --dedup '" + std::string(name) + "': expected none, exact or consecutive");
+}
+
 struct DatasetOptions {
   Format format = Format::auto_detect;   // or parse_format("ml-1m"), ...
   ColumnNames columns;                   // csv / inter column names
+  Dedup dedup = Dedup::exact;            // repeated rows dropped before the filters
   double min_rating = -1;                // keep rating >= this; paper: 3. Negative or NaN: keep all
   int64_t min_user_interactions = 0;     // k-core on users; paper: 10 (Yelp: 40)
   int64_t min_item_interactions = 0;     // k-core on items; paper: 10
@@ -66,10 +85,15 @@ struct DatasetOptions {
 // What the filters removed, for the summary and for checking a preprocessing against a paper.
 struct FilterReport {
   int64_t rows_read = 0;
+  int64_t removed_duplicates = 0;         // by DatasetOptions::dedup
   bool rating_threshold_applied = false;  // false when disabled or the file has no ratings
   int64_t removed_by_rating = 0;
   int64_t removed_by_core = 0;
   int64_t core_rounds = 0;                // k-core passes that removed something
+
+  int64_t rows_kept() const { return rows_read - removed_duplicates - removed_by_rating - removed_by_core; }
+  // More than a quarter of the file removed: the dataset trained on is not the file the user named.
+  bool removed_most() const { return rows_read > 0 && 4 * (rows_read - rows_kept()) > rows_read; }
 };
 
 struct Dataset {
@@ -151,8 +175,41 @@ struct Dataset {
                     (long long)filters.removed_by_core, (long long)filters.core_rounds, filters.core_rounds == 1 ? "" : "s");
       core = buffer;
     }
-    std::snprintf(line, sizeof line, "  read %lld rows; %s; %s", (long long)filters.rows_read, rating.c_str(), core.c_str());
+    std::string duplicates = "no duplicates removed";
+    if (filters.removed_duplicates > 0)
+      duplicates = "removed " + std::to_string(filters.removed_duplicates) + " duplicate rows (--dedup " +
+                   std::string(dedup_names[size_t(options.dedup)]) + ")";
+    std::snprintf(line, sizeof line, "  read %lld rows; %s; %s; %s", (long long)filters.rows_read, duplicates.c_str(), rating.c_str(),
+                  core.c_str());
     out += line;
+    if (std::string warning = filter_warning(); !warning.empty()) out += "\n" + warning;
+    return out;
+  }
+
+  // A warning when the filters removed more than a quarter of the rows, naming the flags that keep
+  // the file whole; "" otherwise.
+  std::string filter_warning() const {
+    if (!filters.removed_most()) return "";
+    int64_t removed = filters.rows_read - filters.rows_kept();
+    char line[400];
+    std::snprintf(line, sizeof line, "warning: %s: the filters removed %lld of %lld rows (%.0f%%): ", source.c_str(),
+                  (long long)removed, (long long)filters.rows_read, 100.0 * double(removed) / double(filters.rows_read));
+    std::string out = line;
+    std::vector<std::string> parts, flags;
+    if (filters.removed_duplicates) parts.push_back("duplicates " + std::to_string(filters.removed_duplicates)), flags.push_back("--dedup none");
+    if (filters.removed_by_rating) {
+      std::snprintf(line, sizeof line, "rating >= %g %lld", options.min_rating, (long long)filters.removed_by_rating);
+      parts.push_back(line), flags.push_back("--min-rating -1");
+    }
+    if (filters.removed_by_core) {
+      std::snprintf(line, sizeof line, "k-core (users >= %lld, items >= %lld) %lld", (long long)options.min_user_interactions,
+                    (long long)options.min_item_interactions, (long long)filters.removed_by_core);
+      parts.push_back(line), flags.push_back("--min-user 0 --min-item 0");
+    }
+    for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+    out += ". Metrics will be those of the remaining " + std::to_string(filters.rows_kept()) +
+           " rows; to keep the file whole, use";
+    for (const std::string& flag : flags) out += " " + flag;
     return out;
   }
 };
@@ -185,6 +242,43 @@ inline std::vector<int32_t> order_tokens(const std::vector<std::string>& tokens,
   return order;
 }
 
+// Step 0: clear keep[r] for the rows `mode` drops (see Dedup); returns how many. The first row in
+// file order of each group of duplicates stays.
+inline int64_t drop_duplicates(const InteractionLog& log, Dedup mode, std::vector<uint8_t>& keep) {
+  const auto& rows = log.rows;
+  if (mode == Dedup::none) return 0;
+  std::vector<size_t> order(rows.size());
+  for (size_t r = 0; r < order.size(); ++r) order[r] = r;
+  auto time = [&](size_t r) { return log.has_timestamps ? rows[r].timestamp : 0.0; };
+  int64_t removed = 0;
+  if (log.has_timestamps) {  // exact: same user, item and timestamp
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::tuple(rows[a].user, rows[a].item, rows[a].timestamp, a) < std::tuple(rows[b].user, rows[b].item, rows[b].timestamp, b);
+    });
+    for (size_t k = 1; k < order.size(); ++k) {
+      const Interaction &now = rows[order[k]], &before = rows[order[k - 1]];
+      if (now.user == before.user && now.item == before.item && now.timestamp == before.timestamp) keep[order[k]] = 0, ++removed;
+    }
+  }
+  if (mode == Dedup::consecutive) {  // the user's rows in time order (ties in file order)
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::tuple(rows[a].user, time(a), a) < std::tuple(rows[b].user, time(b), b);
+    });
+    int64_t previous = -1;  // the user's last kept row
+    for (size_t k = 0; k < order.size(); ++k) {
+      size_t r = order[k];
+      if (k > 0 && rows[order[k - 1]].user != rows[r].user) previous = -1;
+      if (!keep[r]) continue;
+      if (previous >= 0 && rows[size_t(previous)].item == rows[r].item) {
+        keep[r] = 0, ++removed;
+      } else {
+        previous = int64_t(r);
+      }
+    }
+  }
+  return removed;
+}
+
 }  // namespace data_detail
 
 // Filters, orders and remaps a log as described at the top of this file. Throws DataError when no
@@ -201,11 +295,14 @@ inline Dataset build_dataset(const InteractionLog& log, const DatasetOptions& op
   data.filters.rows_read = int64_t(n_rows);
   std::vector<uint8_t> keep(n_rows, 1);
 
+  // duplicates
+  data.filters.removed_duplicates = data_detail::drop_duplicates(log, options.dedup, keep);
+
   // the rating threshold
   data.filters.rating_threshold_applied = log.has_ratings && options.min_rating >= 0;  // false for NaN
   if (data.filters.rating_threshold_applied)
     for (size_t r = 0; r < n_rows; ++r)
-      if (!(rows[r].rating >= options.min_rating)) keep[r] = 0, ++data.filters.removed_by_rating;
+      if (keep[r] && !(rows[r].rating >= options.min_rating)) keep[r] = 0, ++data.filters.removed_by_rating;
 
   // iterative k-core
   if (options.min_user_interactions > 1 || options.min_item_interactions > 1) {

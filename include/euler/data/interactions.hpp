@@ -22,11 +22,17 @@
 //   3. every tab-separated field of the first line is `name:type` (type token, token_seq, float or
 //      float_seq) -> inter;
 //   4. the first line contains a comma and no tab -> csv;
-//   5. over the first 1000 non-blank lines, counting fields separated by spaces or tabs:
-//      the first line has tabs and every line has 4 fields -> ml-100k; at most 2 fields -> pairs;
-//      counts that vary, or a single line of 3 or more -> sequences; the same count of 3 or more on
-//      every line -> refused as ambiguous (a user per line, or a table like u.data with spaces?);
-//      1 field everywhere -> refused.
+//   5. over every non-blank line, counting fields separated by spaces or tabs, and counting the
+//      distinct first fields (users): a table has a row per interaction, so its users repeat (at
+//      most half as many users as lines); a sequences file has a line per user.
+//      - the same count everywhere: 2 -> pairs; 4, tab-separated or a table -> ml-100k; one line of
+//        3 or more -> sequences; otherwise refused as ambiguous (a user per line, or a table of that
+//        many columns?);
+//      - counts that vary: not a table -> sequences; a table -> refused, naming the first line whose
+//        count differs from the most common one (a u.data with one broken line is never read as
+//        sequences);
+//      - 1 field everywhere -> refused.
+//   The format used is in InteractionLog::format (and in `euler train`'s JSON line as data.format).
 //
 // Text handling (every format):
 //   - A gzip file (by its magic bytes, whatever its name) is decompressed by running `gzip -dc`
@@ -34,12 +40,15 @@
 //   - A UTF-8 byte-order mark is skipped; CRLF line ends and trailing spaces/tabs are accepted;
 //     blank lines are skipped. UTF-16 text, NUL bytes (a binary file) and CR-only line ends are
 //     refused with a DataError saying so.
-//   - Ids are opaque tokens (any bytes but the separator, Latin-1 included), compared byte for byte;
-//     they must be non-empty. Fields are trimmed of surrounding spaces and tabs.
+//   - Ids: in ml-1m, ml-100k, pairs and sequences files (MovieLens and SASRec / S3-Rec text) they
+//     are integers: "+186", "0186" and "186" are one user, stored as "186"; anything else is refused
+//     with the line (use csv or inter for other ids). In inter and csv files they are opaque tokens
+//     (any bytes but the separator, Latin-1 included), compared byte for byte. Ids must be non-empty.
+//     Fields are trimmed of surrounding spaces and tabs.
 //   - Ratings and timestamps must be finite numbers (std::from_chars); "nan", "inf" and dates are
 //     refused. A pairs or sequences file whose first line looks like a header (a non-integer token
 //     where the next line has only integers) is refused: those formats have no header.
-//   - Exact duplicate rows are kept: each is an interaction (Yelp has real repeat visits).
+//   - Every row is kept, duplicates included; build_dataset removes exact duplicates (DatasetOptions::dedup).
 //   - Lines of any length are fine (S3-Rec lines hold thousands of items); fields are walked in
 //     place, never split into per-line vectors. Error messages quote at most 48 bytes of a field.
 // Every problem is a DataError "file:line: problem"; a file that cannot be read (missing, a
@@ -70,9 +79,11 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "euler/data/data_error.hpp"
@@ -280,14 +291,8 @@ class RowSink {
  public:
   explicit RowSink(InteractionLog& log) : log_(log), users_(log.user_tokens), items_(log.item_tokens) {}
 
-  int32_t user(std::string_view token, int64_t line, size_t field) {
-    if (token.empty()) fail(log_.source, line, "field " + std::to_string(field) + " (user id) is empty");
-    return users_.intern(token);
-  }
-  int32_t item(std::string_view token, int64_t line, size_t field) {
-    if (token.empty()) fail(log_.source, line, "field " + std::to_string(field) + " (item id) is empty");
-    return items_.intern(token);
-  }
+  int32_t user(std::string_view token, int64_t line, size_t field) { return users_.intern(id(token, "user id", line, field)); }
+  int32_t item(std::string_view token, int64_t line, size_t field) { return items_.intern(id(token, "item id", line, field)); }
   // `first_line`: this is the file's first line, where a header is the likely cause of an error.
   double number(std::string_view text, const char* what, int64_t line, size_t field, bool first_line) {
     double value = 0;
@@ -310,8 +315,31 @@ class RowSink {
   }
 
  private:
+  // The id a token stands for: itself, or in the integer-id formats its integer in decimal ("+07" -> "7").
+  std::string_view id(std::string_view token, const char* what, int64_t line, size_t field) {
+    if (token.empty()) fail(log_.source, line, "field " + std::to_string(field) + " (" + what + ") is empty");
+    if (log_.format == Format::inter || log_.format == Format::csv) return token;
+    std::string_view digits = token.front() == '+' ? token.substr(1) : token;
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || (digits.front() == '-' && token.front() == '+') || ec != std::errc() || end != digits.data() + digits.size())
+      fail(log_.source, line,
+           "field " + std::to_string(field) + " (" + what + ") " + quote(token) + " is not an integer" +
+               (ec == std::errc::result_out_of_range ? " in range" : "") + ": ids in " + std::string(format_name(log_.format)) +
+               " files are integers (" + (looks_like_header(token) ? "a header line? this format has none" : "for other ids use format 'csv' or 'inter'") +
+               ")");
+    auto [text_end, unused] = std::to_chars(canonical_.data(), canonical_.data() + canonical_.size(), value);
+    return std::string_view(canonical_.data(), size_t(text_end - canonical_.data()));
+  }
+
+  // A word without digits on the first line: a column name more likely than an id.
+  bool looks_like_header(std::string_view token) const {
+    return log_.rows.empty() && std::none_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+  }
+
   InteractionLog& log_;
   TokenTable users_, items_;
+  std::array<char, 24> canonical_{};
 };
 
 inline constexpr double no_value = std::numeric_limits<double>::quiet_NaN();
@@ -446,7 +474,8 @@ inline ColumnPlan plan_columns(const std::vector<std::string>& header, const Col
     std::string found;
     for (size_t c = 0; c < header.size() && c < 20; ++c) found += (c ? ", " : "") + quote(header[c]);
     if (header.size() > 20) found += ", ... (" + std::to_string(header.size()) + " columns)";
-    std::string hint = ". Set the column names (ColumnNames)";
+    std::string hint = std::string(". Name the ") + (k == 0 ? "user" : "item") + " column with " + (k == 0 ? "--user-column" : "--item-column") +
+                       " (ColumnNames in the library)";
     if (header.size() == 1 && separator == ',' && header[0].find_first_of(";\t") != std::string::npos)
       hint = ". Only commas separate csv fields; is this file separated by ';' or tabs?";
     fail(source, line, "no " + std::string(k == 0 ? "user" : "item") + " column " + quote(*wanted[k]) +
@@ -635,25 +664,51 @@ inline Format detect_format(std::string_view text, const std::string& source) {
   bool tabbed = first.find('\t') != std::string_view::npos;
   if (!tabbed && first.find(',') != std::string_view::npos) return Format::csv;
 
-  LineReader sample(text);
-  std::string_view line;
-  size_t lines_seen = 0, fewest = std::numeric_limits<size_t>::max(), most = 0;
-  while (lines_seen < 1000 && sample.next(line)) {
-    size_t count = count_words(line);
-    fewest = std::min(fewest, count);
-    most = std::max(most, count);
+  // Rule 5 reads the whole file: a table broken on line 90,000 must not pass for sequences.
+  LineReader all(text);
+  std::string_view line, word;
+  std::unordered_set<std::string_view> users;   // distinct first fields
+  std::map<size_t, std::pair<int64_t, int64_t>> counts;  // fields -> (lines, first line with that many)
+  int64_t lines_seen = 0;
+  while (all.next(line)) {
+    size_t pos = 0, count = 0;
+    while (next_word(line, pos, word)) {
+      if (count == 0) users.insert(word);
+      ++count;
+    }
+    auto& [lines_with, first_with] = counts[count];
+    if (lines_with++ == 0) first_with = all.number();
     ++lines_seen;
   }
+  size_t fewest = counts.begin()->first, most = counts.rbegin()->first;
   if (most == 1)
     throw DataError(source + ": cannot detect the format: every line has a single field, but every format needs a user "
                              "and an item" + explicitly);
-  if (tabbed && fewest == 4 && most == 4) return Format::ml_100k;
-  if (most == 2) return Format::pairs;
-  if (fewest != most || lines_seen == 1) return Format::sequences;
-  throw DataError(source + ": cannot detect the format: each of the first " + std::to_string(lines_seen) +
-                  " lines has " + std::to_string(most) +
-                  " fields, which fits one user per line ('sequences') and a table of that many columns alike (e.g. "
-                  "u.data with spaces for 'ml-100k')" + explicitly);
+  // A table (u.data, pairs) has a row per interaction, so its users repeat; a sequences file has a
+  // line per user.
+  bool table = lines_seen >= 2 && int64_t(users.size()) * 2 <= lines_seen;
+  if (fewest == most) {
+    if (most == 2) return Format::pairs;
+    if (most == 4 && (tabbed || table)) return Format::ml_100k;
+    if (lines_seen == 1) return Format::sequences;
+    throw DataError(source + ": cannot detect the format: each of the " + std::to_string(lines_seen) + " lines has " +
+                    std::to_string(most) + " fields, which fits one user per line ('sequences') and a table of that many "
+                    "columns alike" + explicitly);
+  }
+  if (!table) return Format::sequences;  // lengths vary and each user has one line
+  // A table with a line that breaks it: name the first such line, never guess.
+  auto usual = std::max_element(counts.begin(), counts.end(),
+                                [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+  int64_t odd_line = std::numeric_limits<int64_t>::max();
+  size_t odd_count = 0;
+  for (const auto& [count, seen] : counts)
+    if (count != usual->first && seen.second < odd_line) odd_line = seen.second, odd_count = count;
+  std::string usual_format = usual->first == 2 ? " ('pairs')" : usual->first == 4 ? " ('ml-100k')" : "";
+  fail(source, odd_line,
+       "has " + std::to_string(odd_count) + " field" + (odd_count == 1 ? "" : "s") + ", but " + std::to_string(usual->second.first) +
+           " of the file's " + std::to_string(lines_seen) + " lines have " + std::to_string(usual->first) + usual_format +
+           " and its " + std::to_string(users.size()) + " users repeat (a table with a row per interaction): "
+           "cannot detect the format; fix the line, or name the format explicitly (one of ml-1m|ml-100k|pairs|sequences|inter|csv)");
 }
 
 // Parse the text of an interaction file. `source` names it in messages (and, for auto_detect, gives

@@ -114,6 +114,13 @@ inline std::string read_file(const std::string& path) {
   return bytes;
 }
 
+// The text of `j`, valid JSON whatever bytes its strings hold: bytes that are not UTF-8 (a Latin-1
+// file name or id) become U+FFFD instead of an exception after a finished run. NaN and inf, which
+// JSON lacks, are written as null (euler's metrics are finite: see the trainer's non-finite checks).
+inline std::string json_text(const nlohmann::json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // The JSON object on each non-empty line of a file; a line that is not a JSON object is an IoError
 // naming the file and the line.
 inline std::vector<nlohmann::json> read_json_lines(const std::string& path) {

@@ -80,6 +80,12 @@ struct TensorInfo {
 };
 
 inline constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // as the Python package
+// The header parse holds at most this many JSON values and keys, nested at most this deep: a real
+// header nests 3 deep (tensor -> "shape" -> entry) and holds about 12 values per tensor, while 10 MB
+// of "[[[[..." would otherwise take ~900 MB to parse. With these bounds the parse needs about the
+// header's size plus 2 MB.
+inline constexpr int kMaxHeaderDepth = 6;
+inline constexpr size_t kMaxHeaderValues = 1u << 16;
 
 class File {
  public:
@@ -102,8 +108,17 @@ class File {
     f.data_offset_ = 8 + header_size;
     uint64_t data_size = f.bytes_.size() - f.data_offset_;
     nlohmann::json header;
+    size_t values = 0;
+    auto bounded = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+      using Event = nlohmann::json::parse_event_t;
+      if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxHeaderDepth)
+        fail("header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels (a safetensors header nests 3)");
+      if ((event == Event::value || event == Event::key) && ++values > kMaxHeaderValues)
+        fail("header holds more than " + std::to_string(kMaxHeaderValues) + " JSON values (about 12 per tensor)");
+      return true;
+    };
     try {
-      header = nlohmann::json::parse(f.bytes_.begin() + 8, f.bytes_.begin() + std::ptrdiff_t(f.data_offset_));
+      header = nlohmann::json::parse(f.bytes_.begin() + 8, f.bytes_.begin() + std::ptrdiff_t(f.data_offset_), bounded);
     } catch (const nlohmann::json::exception& e) {
       fail(std::string("header is not valid JSON: ") + e.what());
     }
@@ -270,7 +285,9 @@ class Writer {
       header[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.data.size()}}};
       offset += e.data.size();
     }
-    std::string json = header.dump();
+    // Bytes that are not UTF-8 in a metadata string (a Latin-1 file name) become U+FFFD rather than an
+    // exception; put_item_tokens (model/weights.hpp) keeps such ids byte for byte.
+    std::string json = header.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     json.append((8 - json.size() % 8) % 8, ' ');
     uint64_t size = json.size();
     std::string out(8, '\0');

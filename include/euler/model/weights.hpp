@@ -11,9 +11,11 @@
 //     euler::EulerFormer<float> again = euler::load_model<float>("model.safetensors");
 #pragma once
 
+#include <charconv>
 #include <cstdio>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "euler/check/finite.hpp"
 #include "euler/io/safetensors.hpp"
@@ -35,6 +37,56 @@ safetensors::Writer weights_writer(const EulerFormer<T>& model, const std::map<s
 template <class T>
 void save_weights(const std::string& path, const EulerFormer<T>& model, const std::map<std::string, std::string>& extra = {}) {
   weights_writer(model, extra).write(path);
+}
+
+// A checkpoint's item ids (the data file's raw tokens, [0] = "" for padding) in its metadata:
+// "item_tokens", a JSON list of strings; when an id is not UTF-8 (a Latin-1 csv, which JSON cannot
+// hold), "item_tokens_hex" instead, the same list with each id's bytes in hex, so every id comes back
+// byte for byte.
+inline void put_item_tokens(std::map<std::string, std::string>& metadata, const std::vector<std::string>& tokens) {
+  try {
+    metadata["item_tokens"] = nlohmann::json(tokens).dump();
+    return;
+  } catch (const nlohmann::json::type_error&) {  // 316: not UTF-8
+  }
+  metadata.erase("item_tokens");
+  static constexpr char hex[] = "0123456789abcdef";
+  nlohmann::json list = nlohmann::json::array();
+  for (const std::string& token : tokens) {
+    std::string digits;
+    for (unsigned char c : token) digits += hex[c >> 4], digits += hex[c & 15];
+    list.push_back(digits);
+  }
+  metadata["item_tokens_hex"] = list.dump();
+}
+
+// The item ids put_item_tokens stored in `file` (read from `path`), or {} when it has none.
+inline std::vector<std::string> get_item_tokens(const safetensors::File& file, const std::string& path) {
+  const auto& metadata = file.metadata();
+  bool in_hex = !metadata.count("item_tokens") && metadata.count("item_tokens_hex");
+  auto it = metadata.find(in_hex ? "item_tokens_hex" : "item_tokens");
+  if (it == metadata.end()) return {};
+  std::vector<std::string> tokens;
+  try {
+    tokens = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw safetensors::FormatError(path + ": metadata '" + it->first + "' is not a JSON list of strings: " + e.what());
+  }
+  if (in_hex)
+    for (std::string& token : tokens) {
+      std::string bytes;
+      bool valid = token.size() % 2 == 0;
+      for (size_t i = 0; valid && i < token.size(); i += 2) {
+        unsigned value = 0;
+        auto [end, ec] = std::from_chars(token.data() + i, token.data() + i + 2, value, 16);
+        valid = ec == std::errc() && end == token.data() + i + 2;
+        bytes += char(value);
+      }
+      if (!valid)
+        throw safetensors::FormatError(path + ": metadata 'item_tokens_hex' holds '" + token.substr(0, 48) + "', which is not hex bytes");
+      token = std::move(bytes);
+    }
+  return tokens;
 }
 
 // Parameters a model of this config has at the least: the item table, every layer's four attention

@@ -168,7 +168,7 @@ class MarkovBaseline {
     for (std::span<const int32_t> s : sequences)
       for (size_t t = 0; t + size_t(gap) < s.size(); ++t) ++bucket_start[size_t(s[t]) + 1];
     for (size_t a = 0; a < items; ++a) bucket_start[a + 1] += bucket_start[a];
-    std::vector<int32_t> followers(size_t(bucket_start[items]));
+    std::vector<int32_t> followers(static_cast<size_t>(bucket_start[items]));  // not size_t(...): clang reads that as a function declaration
     std::vector<int64_t> fill(bucket_start.begin(), bucket_start.end() - 1);
     for (std::span<const int32_t> s : sequences)
       for (size_t t = 0; t + size_t(gap) < s.size(); ++t) followers[size_t(fill[size_t(s[t])]++)] = s[t + size_t(gap)];

@@ -59,6 +59,7 @@
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
 #include "euler/train/baselines.hpp"
+#include "euler/train/memory.hpp"
 #include "euler/train/metrics.hpp"
 #include "euler/train/optimizer.hpp"
 
@@ -87,6 +88,7 @@ struct TrainOptions {
   int eval_batch = 1024;         // users per scoring batch
   bool exclude_history = false;  // drop history items from the ranking (RecBole's default: keep)
   bool all_windows = false;      // objective all: every window of N + 1 items of a long user, not only the last
+  int64_t max_memory = 0;        // bytes a run may take by its estimate (train/memory.hpp); 0: default_memory_limit()
   std::string out_dir;           // checkpoints and the log; empty: none
   bool progress = true;          // a progress bar when stderr is a terminal
   bool verbose = true;           // one line per epoch on stderr
@@ -182,7 +184,7 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
   Tape<T> tape;
   Rng unused(0);
   Context<T> ctx{tape, model.parameters(), /*dropout_on=*/false, unused};
-  Tensor<int32_t> ids = Tensor<int32_t>::zeros({batch, N});
+  Tensor<int32_t> ids = Tensor<int32_t>::zeros({std::clamp<int64_t>(int64_t(histories.size()), 1, batch), N});
   Tensor<float> scores;
   for (size_t first = 0; first < histories.size(); first += size_t(batch)) {
     size_t count = std::min(histories.size() - first, size_t(batch));
@@ -212,6 +214,37 @@ RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<c
   return metrics;
 }
 
+// The k items a model scores highest after `history` (item ids, oldest first), best first, ties by
+// id; with exclude_history, items of the history are left out. Scores holding NaN or inf (weights that
+// overflow on this history) are a NonFiniteError: they have no order.
+template <class T>
+std::vector<std::pair<int32_t, T>> recommend(const EulerFormer<T>& model, std::span<const int32_t> history, int64_t k,
+                                             bool exclude_history) {
+  const int64_t N = model.config().max_len, K = model.config().n_items;
+  Tensor<int32_t> ids = Tensor<int32_t>::zeros({1, N});
+  fill_histories(std::span<const std::span<const int32_t>>(&history, 1), N, ids.data());
+  Tape<T> tape;
+  NoGrad<T> no_grad(tape);
+  Rng unused(0);
+  Context<T> ctx{tape, model.parameters(), /*dropout_on=*/false, unused};
+  TensorView<T> scores = model.score(ctx, ids.view()).value();  // [1, K]
+  if (int64_t bad = first_nonfinite_index(scores.data, scores.numel()); bad >= 0)
+    throw NonFiniteError("the scores hold a non-finite number (item " + std::to_string(bad) + ": " + std::to_string(double(scores[bad])) +
+                         "): the weights overflow on this history");
+  std::vector<uint8_t> excluded(size_t(K), 0);
+  if (exclude_history)
+    for (int32_t i : history) excluded[size_t(i)] = 1;
+  std::vector<int32_t> candidates;
+  for (int32_t i = 1; i < K; ++i)
+    if (!excluded[size_t(i)]) candidates.push_back(i);
+  size_t top = size_t(std::clamp<int64_t>(k, 0, int64_t(candidates.size())));
+  std::partial_sort(candidates.begin(), candidates.begin() + std::ptrdiff_t(top), candidates.end(),
+                    [&](int32_t a, int32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
+  std::vector<std::pair<int32_t, T>> best;
+  for (size_t i = 0; i < top; ++i) best.emplace_back(candidates[i], scores[candidates[i]]);
+  return best;
+}
+
 // Each user's validation and test rank as a tab-separated table (user, valid_rank, test_rank), the
 // file `euler eval --ranks` and a run's ranks.tsv hold, for paired comparisons of two models.
 inline std::string ranks_table(const Dataset& data, std::span<const int32_t> users, std::span<const int64_t> valid_ranks,
@@ -234,6 +267,23 @@ struct StepBackend {
   virtual std::array<double, 3> step(const Batch& batch, Rng& rng, const AdamConfig& adam) = 0;
   virtual void end_epoch(Parameters<T>& params, Adam<T>& adam) = 0;
 };
+
+// What a run was trained on, for its JSON line and result.json: the file, the format it was read as
+// (and whether that was detected), and what the dedup and the filters kept of its rows.
+inline nlohmann::json data_json(const Dataset& data) {
+  const FilterReport& f = data.filters;
+  return {{"source", data.source},
+          {"format", std::string(format_name(data.format))},
+          {"format_detected", data.options.format == Format::auto_detect},
+          {"rows_read", f.rows_read},
+          {"rows_kept", f.rows_kept()},
+          {"removed_duplicates", f.removed_duplicates},
+          {"removed_by_rating", f.removed_by_rating},
+          {"removed_by_core", f.removed_by_core},
+          {"users", data.n_users},
+          {"items", data.n_items},
+          {"interactions", data.n_interactions}};
+}
 
 template <class T = float>
 class Trainer {
@@ -271,11 +321,25 @@ class Trainer {
     return options_.out_dir.empty() ? history_ : read_json_lines(path("log.jsonl"));
   }
   int64_t examples_per_epoch() const { return int64_t(build_examples().size()); }
+  // The shapes the run's memory estimate is made from (train/memory.hpp): the batches there are, not
+  // the flags' values.
+  MemoryShape memory_shape() const {
+    MemoryShape s;
+    s.config = model_.config();
+    s.parameters = model_.parameters().numel();
+    s.batch = std::clamp<int64_t>(examples_per_epoch(), 1, options_.batch_size);
+    s.eval_rows = std::clamp<int64_t>(int64_t(split_.evaluated_users.size()), 1, options_.eval_batch);
+    s.threads = options_.threads;
+    s.keep_bytes = model_.keep_bytes();
+    s.fused = model_.fused();
+    return s;
+  }
 
   // Train until early stopping or the epoch limit, then report valid and test metrics of the best
   // weights (and of the most-popular baseline) as one JSON object.
   nlohmann::json run() {
     set_num_threads(options_.threads);
+    check_memory(memory_shape(), options_.max_memory > 0 ? options_.max_memory : default_memory_limit(), "this run");
     std::optional<DirectoryLock> lock;  // held until run() returns or throws
     if (!options_.out_dir.empty()) lock.emplace(prepare_out_dir());
     if (state_.epoch == 0) copy_values(model_.parameters().values(), best_.view());
@@ -328,6 +392,7 @@ class Trainer {
     out["best_epoch"] = state_.best_epoch;
     out["epochs"] = state_.epoch;
     out["users"] = int64_t(split_.evaluated_users.size());
+    out["memory_estimate_mb"] = std::round(estimate_memory(memory_shape()).total() / 1e6);
     return out;
   }
 
@@ -399,13 +464,26 @@ class Trainer {
     w.write(file);
   }
 
-  // Continue a run from save_checkpoint's file (the same data and options as the run that wrote it).
+  // Continue a run from save_checkpoint's file. The checkpoint's data (items, users, interactions),
+  // model config and training options must be this run's, or it is refused naming what differs;
+  // --epochs and --patience may change (train longer), which is printed; threads and the eval batch
+  // change no result.
   void resume(const std::string& file) {
     safetensors::File f = safetensors::File::read(file);
     EulerFormerConfig stored = read_config(f);
-    if (stored.to_json() != model_.config().to_json())
-      throw safetensors::FormatError(file + ": the checkpoint's model config differs from this run's");
     const auto& meta = f.metadata();
+    check_same_data(f, file);
+    check_same_settings("model setting", stored.to_json(), model_.config().to_json(), file, {});
+    nlohmann::json stored_options;
+    if (meta.count("train_options")) {
+      try {
+        stored_options = nlohmann::json::parse(meta.at("train_options"));
+      } catch (const nlohmann::json::exception& e) {
+        throw safetensors::FormatError(file + ": damaged 'train_options' metadata: " + e.what());
+      }
+      check_same_settings("training option", stored_options, options_.to_json(), file,
+                          {"epochs", "patience", "threads", "eval_batch", "on_nonfinite"});
+    }
     for (const char* key : {"train_state", "adam_steps"})
       if (!meta.count(key)) throw safetensors::FormatError(file + ": not a training checkpoint (no '" + key + "' metadata)");
     // Everything is read and checked before anything of this trainer changes.
@@ -441,6 +519,11 @@ class Trainer {
     state_ = state;
     rng_.set_state(state_.rng);
     resumed_from_ = file;
+    if (stored_options.is_object())
+      for (const char* key : {"epochs", "patience"})
+        if (stored_options.contains(key) && stored_options[key] != options_.to_json()[key])
+          std::fprintf(stderr, "resuming %s with %s %s (the run so far had %s)\n", file.c_str(), key, options_.to_json()[key].dump().c_str(),
+                       stored_options[key].dump().c_str());
   }
 
  private:
@@ -467,9 +550,57 @@ class Trainer {
     return r;
   }
   std::string path(const std::string& name) const { return (std::filesystem::path(options_.out_dir) / name).string(); }
+  // What resume() checks the data against: the item ids in order, the user count, and a hash of
+  // every user's id and sequence (another file, other filters or another --dedup change it).
   std::map<std::string, std::string> checkpoint_metadata() const {
-    nlohmann::json tokens = data_.item_tokens;
-    return {{"item_tokens", tokens.dump()}, {"data", data_.source}};
+    std::map<std::string, std::string> metadata = {
+        {"data", data_.source}, {"data_users", std::to_string(data_.n_users)}, {"data_fingerprint", data_fingerprint(data_)}};
+    put_item_tokens(metadata, data_.item_tokens);
+    return metadata;
+  }
+  static std::string data_fingerprint(const Dataset& data) {
+    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, 64 bits
+    auto mix = [&](const void* bytes, size_t n) {
+      for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(bytes)[i]) * 0x100000001b3ULL;
+    };
+    for (size_t u = 0; u < data.sequences.size(); ++u) {
+      mix(data.user_tokens[u].data(), data.user_tokens[u].size() + 1);  // with its terminating 0
+      uint64_t length = data.sequences[u].size();
+      mix(&length, sizeof length);
+      mix(data.sequences[u].data(), data.sequences[u].size() * sizeof(int32_t));
+    }
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", (unsigned long long)h);
+    return text;
+  }
+  // The checkpoint's items, users and interactions against this run's data (each check skipped for a
+  // checkpoint written before it existed).
+  void check_same_data(const safetensors::File& f, const std::string& file) const {
+    const auto& meta = f.metadata();
+    const std::string differ = ": cannot resume on " + data_.source + ", whose ";
+    if (std::vector<std::string> tokens = get_item_tokens(f, file); !tokens.empty()) {
+      if (tokens.size() != data_.item_tokens.size())
+        throw DataError(file + differ + "n_items differs: " + std::to_string(data_.n_items) + " items, the checkpoint's run had " +
+                        std::to_string(int64_t(tokens.size()) - 1) + " (another file, or other filter flags)");
+      for (size_t i = 1; i < tokens.size(); ++i)
+        if (tokens[i] != data_.item_tokens[i])
+          throw DataError(file + differ + "items differ: item " + std::to_string(i) + " is '" + data_.item_tokens[i] +
+                          "' there and '" + tokens[i] + "' in the checkpoint's run (as many items, other ids)");
+    }
+    if (auto it = meta.find("data_users"); it != meta.end() && it->second != std::to_string(data_.n_users))
+      throw DataError(file + differ + "users differ: " + std::to_string(data_.n_users) + " users, the checkpoint's run had " + it->second);
+    if (auto it = meta.find("data_fingerprint"); it != meta.end() && it->second != data_fingerprint(data_))
+      throw DataError(file + differ + "interactions differ from the checkpoint's run (the same items and as many users: another "
+                      "file, other filters or another --dedup)");
+  }
+  // Every setting of `stored` (from the checkpoint) against `now`, except those in `free`.
+  static void check_same_settings(const std::string& what, const nlohmann::json& stored, const nlohmann::json& now, const std::string& file,
+                                  std::initializer_list<std::string_view> free) {
+    for (const auto& [key, value] : now.items()) {
+      if (std::find(free.begin(), free.end(), key) != free.end() || !stored.contains(key) || stored[key] == value) continue;
+      throw DataError(file + ": cannot resume with another " + what + ": " + key + " is " + value.dump() + " in this run and " +
+                      stored[key].dump() + " in the checkpoint's; give the checkpoint's value, or start afresh in another --out");
+    }
   }
   TrainState state_with_rng() const {
     TrainState s = state_;
@@ -515,12 +646,12 @@ class Trainer {
         {"result", report},
         {"config", model_.config().to_json()},
         {"train", options_.to_json()},
-        {"data", {{"source", data_.source}, {"users", data_.n_users}, {"items", data_.n_items}, {"interactions", data_.n_interactions}}},
+        {"data", data_json(data_)},
         {"training_seconds", training_seconds}};
     if (!command_.empty()) result["command"] = command_;
     if (nlohmann::json rotation = learned_rotation(); !rotation.empty()) result["rotation"] = rotation;
     write_file_atomically(path("ranks.tsv"), ranks_table(data_, split_.evaluated_users, valid_ranks, test_ranks));
-    write_file_atomically(path("result.json"), result.dump(2) + "\n");
+    write_file_atomically(path("result.json"), json_text(result, 2) + "\n");
   }
 
   static void copy_values(TensorView<const T> from, TensorView<T> to) { std::copy(from.data, from.data + from.numel(), to.data); }
@@ -584,7 +715,8 @@ class Trainer {
     const EulerFormerConfig& c = model_.config();
     std::vector<Example> examples = build_examples();
     rng_.shuffle(examples);
-    int64_t B = options_.batch_size, N = c.max_len;
+    // Buffers for the batches there are: --batch-size 2147483647 on 6,040 examples allocates 6,040 rows.
+    int64_t B = std::clamp<int64_t>(int64_t(examples.size()), 1, options_.batch_size), N = c.max_len;
     bool per_position = c.backbone == Backbone::bert4rec || c.objective == Objective::all;
     double loss_sum = 0, ce_sum = 0, con_sum = 0;
     int64_t steps = 0, done = 0, total = int64_t(examples.size());
@@ -723,7 +855,7 @@ class Trainer {
           earlier["epoch"].get<int>() < state_.epoch)
         text.append(old, start, end - start + 1);
     }
-    write_file_atomically(path("log.jsonl"), text + line.dump() + "\n");
+    write_file_atomically(path("log.jsonl"), text + json_text(line) + "\n");
   }
 
   TrainOptions options_;
