@@ -471,7 +471,7 @@ std::pair<double, int> peak_mb(const std::string& args, const std::string& log) 
 
 TEST_CASE("cli: the memory estimate is within a factor of 2 of what a run takes") {
 #if defined(__SANITIZE_ADDRESS__)
-  MESSAGE("skipped under AddressSanitizer: its shadow memory and quarantine are not the run's tensors");
+  MESSAGE("euler-skip: under AddressSanitizer, whose shadow memory and quarantine are not the run's tensors");
   return;
 #endif
   // A run large enough that its tensors dominate: 2,000 users, N = 100, batch 512 (the all-positions
