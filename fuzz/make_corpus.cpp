@@ -25,16 +25,19 @@ int main(int argc, char** argv) {
     std::cout << path.string() << " (" << bytes.size() << " bytes)\n";
   };
 
+  // The seeds' model: 3 items, width 2, one layer, N = 2.
+  EulerFormerConfig tiny;
+  tiny.n_items = 4;
+  tiny.hidden_size = 2;
+  tiny.inner_size = 2;
+  tiny.n_heads = 1;
+  tiny.n_layers = 1;
+  tiny.max_len = 2;
+
   // A tiny model per backbone and positional scheme: the weights-only file euler writes.
   for (Backbone backbone : {Backbone::sasrec, Backbone::bert4rec})
     for (PosScheme pos : {PosScheme::euler, PosScheme::rope, PosScheme::learned}) {
-      EulerFormerConfig c;
-      c.n_items = 4;
-      c.hidden_size = 2;
-      c.inner_size = 2;
-      c.n_heads = 1;
-      c.n_layers = 1;
-      c.max_len = 2;
+      EulerFormerConfig c = tiny;
       c.backbone = backbone;
       c.pos = pos;
       EulerFormer<float> model(c, 7);
@@ -45,14 +48,7 @@ int main(int argc, char** argv) {
     }
   // A checkpoint whose finite weights overflow in the forward pass (scores of inf and NaN).
   {
-    EulerFormerConfig c;
-    c.n_items = 4;
-    c.hidden_size = 2;
-    c.inner_size = 2;
-    c.n_heads = 1;
-    c.n_layers = 1;
-    c.max_len = 2;
-    EulerFormer<float> model(c, 7);
+    EulerFormer<float> model(tiny, 7);
     TensorView<float> table = model.parameters().value("item_embedding.weight");
     for (int64_t i = 0; i < 4; ++i) table[i] = 3e38f;
     write(root / "checkpoint" / "overflowing_weights", weights_writer(model).bytes());
