@@ -3,7 +3,8 @@
 #pragma once
 
 #include <sys/wait.h>
-#include <unistd.h>
+
+#include "test_helpers.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -17,9 +18,7 @@ namespace euler_test {
 
 // A path in this process's own temporary directory (`tag` keeps test files apart).
 inline std::string temp_path(const std::string& tag, const std::string& name) {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("euler_" + tag + "_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  return (scratch_dir(tag) / name).string();
 }
 
 // Run `euler <args>` with stdout and stderr to `log`; returns the exit code (-1 if it did not exit).

@@ -24,19 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempFolder {
-  fs::path path = fs::temp_directory_path() / ("euler_bad_input_" + std::to_string(::getpid()));
-  TempFolder() { fs::create_directories(path); }
-  ~TempFolder() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-};
-const fs::path& folder() {
-  static TempFolder f;
-  return f.path;
-}
+fs::path folder() { return euler_test::scratch_dir("bad_input"); }
 std::string write(const std::string& name, std::string_view bytes) {
   std::string path = (folder() / name).string();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -28,9 +28,7 @@ using safetensors::FormatError;
 namespace {
 
 std::string temp_path(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("euler_bad_st_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  return (euler_test::scratch_dir("bad_st") / name).string();
 }
 // 8-byte little-endian header length (`claimed`, or the real one), header, data.
 std::string raw(const std::string& header, const std::string& data, int64_t claimed = -1) {

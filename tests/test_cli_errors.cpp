@@ -42,7 +42,6 @@ struct Fixture {
   std::string data = temp_path("data.txt"), run = temp_path("run"), checkpoint = run + "/best.safetensors";
   std::string common = " --format sequences --max-len 5 --hidden 8 --inner 16 --layers 1 --min-user 0 --min-item 0 --quiet --epochs 1";
   Fixture() {
-    if (fs::exists(checkpoint)) return;
     std::ofstream out(data);
     for (int u = 0; u < 30; ++u) {
       out << 1000 + u;

@@ -5,6 +5,8 @@
 // mapping is checked too. These always run; the same cases on a real GPU are in test_cuda_device.cpp.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include "cuda_model_cases.hpp"
 #include "cuda_op_cases.hpp"
 
@@ -16,7 +18,6 @@
 #include <euler/data/synthetic.hpp>
 
 #include <filesystem>
-#include <unistd.h>
 
 using namespace euler;
 using euler_test::kFloatTolerance;
@@ -124,8 +125,7 @@ TEST_CASE("emulated CUDA backend: the Trainer through the device step (DeviceSte
   t.batch_size = 128;
   t.seed = 3;
   t.verbose = t.progress = false;
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("euler_cuda_trainer_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  std::filesystem::path dir = euler_test::scratch_dir("cuda_trainer");
   Trainer<float> cpu(c, t, data), device(c, t, data);
   cuda::DeviceStep<EmulatedGpu> step(device.model());
   device.set_step_backend(&step);

@@ -27,19 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A folder for this process's files, removed at exit.
-struct TempFolder {
-  fs::path path = fs::temp_directory_path() / ("euler_test_data_" + std::to_string(::getpid()));
-  TempFolder() { fs::create_directories(path); }
-  ~TempFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-const fs::path& temp_folder() {
-  static TempFolder folder;
-  return folder.path;
-}
+fs::path temp_folder() { return euler_test::scratch_dir("test_data"); }
 std::string write_temp(const std::string& name, std::string_view bytes) {
   std::string path = (temp_folder() / name).string();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

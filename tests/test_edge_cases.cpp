@@ -3,14 +3,16 @@
 // lists of length N = 1, and a catalogue of one item.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include <euler/check/finite.hpp>
 #include <euler/euler.hpp>
 #include <euler/train/trainer.hpp>
 
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 using namespace euler;
 namespace fs = std::filesystem;
@@ -18,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("euler_edge_" + std::to_string(::getpid())) / name;
+  fs::path dir = euler_test::scratch_dir("edge") / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();

@@ -10,7 +10,6 @@
 #include <euler/euler.hpp>
 #include <euler/train/trainer.hpp>
 
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -25,7 +24,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 std::string temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("euler_nonfinite_" + std::to_string(::getpid())) / name;
+  fs::path dir = euler_test::scratch_dir("nonfinite") / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();

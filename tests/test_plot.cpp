@@ -10,7 +10,6 @@
 #include <euler/plot/csv.hpp>
 #include <euler/plot/training_curves.hpp>
 
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -26,7 +25,7 @@ namespace {
 const double kNan = std::nan("");
 
 std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("euler_plot_" + std::to_string(::getpid())) / name;
+  auto dir = euler_test::scratch_dir("plot") / name;
   std::filesystem::remove_all(dir);
   return dir.string();
 }

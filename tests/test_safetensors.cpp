@@ -2,6 +2,8 @@
 // error, and whole EulerFormer checkpoints.
 #include <doctest/doctest.h>
 
+#include "test_helpers.hpp"
+
 #include <euler/eulerformer.hpp>
 
 #include <sys/resource.h>
@@ -16,9 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string temp_path(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("euler_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  return (euler_test::scratch_dir("safetensors") / name).string();
 }
 // A raw file from a header string and data bytes.
 std::string raw_file(const std::string& header, const std::string& data, int64_t claimed = -1) {

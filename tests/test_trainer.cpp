@@ -43,7 +43,7 @@ TrainOptions small_options(int epochs, const std::string& out = "") {
   return t;
 }
 std::string temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("euler_trainer_" + std::to_string(::getpid())) / name;
+  fs::path dir = euler_test::scratch_dir("trainer") / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
