@@ -188,7 +188,7 @@ inline int train_command(int argc, char** argv) {
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
       ("on-nonfinite", "a step with a NaN or inf loss or gradient: stop (name the op and exit) | skip (no update)",
        cxxopts::value<std::string>()->default_value("stop"))
-      ("plot", "directory for the training curves: loss and validation metrics per epoch as SVG, and curves.csv",
+      ("plot", "directory for the training curves: loss and validation metrics per epoch as SVG (with pos euler also delta, b, their gradients and the phases), and curves.csv",
        cxxopts::value<std::string>())
       ("quiet", "no per-epoch lines or progress bar")
       ("h,help", "show this help");

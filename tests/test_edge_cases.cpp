@@ -220,3 +220,15 @@ TEST_CASE("edge: a catalogue of one item trains, evaluates and ranks it first") 
   nlohmann::json excluded = train(data, small_model(), 1, /*exclude_history=*/true);
   CHECK(excluded["test_count"].get<int>() == 12);
 }
+
+TEST_CASE("tests: a scratch directory is fresh even when an earlier process with this pid left one") {
+  // Pids are reused: a directory named by the pid alone once held a stale checkpoint that failed CI.
+  fs::path stale = fs::temp_directory_path() / ("euler_stale_probe_" + std::to_string(::getpid()));
+  fs::create_directories(stale / "run");
+  std::ofstream(stale / "run" / "best.safetensors") << "left by another process";
+  fs::path dir = euler_test::scratch_dir("stale_probe");
+  CHECK(dir == stale);
+  CHECK(fs::is_directory(dir));
+  CHECK_FALSE(fs::exists(dir / "run"));
+  CHECK(euler_test::scratch_dir("stale_probe") == dir);  // one directory per tag and process
+}

@@ -328,6 +328,32 @@ TEST_CASE("training curves: read_json_lines and write_training_curves") {
   CHECK(!std::filesystem::exists(dir + "/plain/contrastive.svg"));
   CHECK(count_of(euler::read_file(dir + "/plain/loss.svg"), "<polyline") == 1);
 
+  // EulerFormer's rotation fields (train/rotation_watch.hpp): four more pictures, a curve per layer.
+  for (size_t e = 0; e < records.size(); ++e)
+    for (int l = 0; l < 2; ++l) {
+      std::string k = "l" + std::to_string(l) + "_";
+      records[e][k + "delta"] = 1.0 + 0.01 * double(e + l);
+      records[e][k + "b"] = -0.02 * double(e);
+      records[e][k + "delta_grad_mean"] = 0.001;
+      records[e][k + "delta_grad_sd"] = 0.01;
+      records[e][k + "b_grad_mean"] = -0.002;
+      records[e][k + "b_grad_sd"] = 0.004;
+      records[e][k + "query_phase_concentration"] = 0.1;
+      records[e][k + "key_phase_concentration"] = 0.2;
+    }
+  files = write_training_curves(dir + "/rotation", records);
+  CHECK(files.size() == 7);
+  for (const char* name : {"delta.svg", "phase_bias.svg", "rotation_gradients.svg", "phase_concentration.svg"}) {
+    std::string svg = euler::read_file(dir + "/rotation/" + name);
+    CAPTURE(name);
+    CHECK(xml_problem(svg) == "");
+    CHECK(svg.find(">layer 1") != std::string::npos);
+  }
+  CHECK(count_of(euler::read_file(dir + "/rotation/delta.svg"), "<polyline") == 2);
+  CHECK(count_of(euler::read_file(dir + "/rotation/rotation_gradients.svg"), "<polyline") == 4);  // delta and b, two layers
+  CHECK(count_of(euler::read_file(dir + "/rotation/phase_concentration.svg"), "<polyline") == 4);  // queries and keys
+  CHECK(euler::read_file(dir + "/rotation/curves.csv").find("l0_delta,") != std::string::npos);
+
   std::ofstream(dir + "/bad.jsonl") << "{\"epoch\": 1}\n[1, 2]\n";
   CHECK(euler_test::error_of<euler::IoError>([&] { read_json_lines(dir + "/bad.jsonl"); }).find("bad.jsonl:2: not a JSON object") !=
         std::string::npos);

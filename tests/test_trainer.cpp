@@ -209,3 +209,70 @@ TEST_CASE("trainer: the output directory is locked for the whole run; a second w
   CHECK(again.run()["epochs"].get<int>() == 2);
   DirectoryLock after(dir);
 }
+
+TEST_CASE("trainer: on_step sees every step's gradients, and each epoch records how the rotation learned") {
+  Dataset data = small_dataset();
+  EulerFormerConfig c = small_model(Objective::all);
+  c.n_layers = 2;
+  c.lamb = 1e-3;
+  REQUIRE(c.pos == PosScheme::euler);
+  Trainer<float> trainer(c, small_options(2), data);
+  const std::string delta1 = "trm_encoder.layer.1.multi_head_attention.euler.delta";
+  // The watcher's statistics, computed again here from what the callback sees.
+  std::vector<std::vector<double>> grads(2);  // [epoch][step]: dL/d delta of layer 1
+  int64_t last_step = 0;
+  trainer.on_step([&](const Trainer<float>::StepView& s) {
+    REQUIRE((s.epoch == 1 || s.epoch == 2));
+    CHECK(s.step == (int64_t(grads[size_t(s.epoch - 1)].size()) + 1));
+    CHECK(s.loss == doctest::Approx(s.ce + s.contrastive).epsilon(1e-5));
+    grads[size_t(s.epoch - 1)].push_back(double(s.parameters.grad(delta1)[0]));
+    last_step = s.step;
+  });
+  std::vector<nlohmann::json> seen;
+  trainer.on_epoch([&](const nlohmann::json& line) { seen.push_back(line); });
+  trainer.run();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen == trainer.history());
+  CHECK(last_step == (trainer.examples_per_epoch() + 63) / 64);
+  for (size_t e = 0; e < 2; ++e) {
+    const nlohmann::json& line = seen[e];
+    CAPTURE(line.dump());
+    const std::vector<double>& g = grads[e];
+    double mean = 0, squares = 0;
+    int positive = 0;
+    for (double x : g) mean += x, positive += x > 0;
+    mean /= double(g.size());
+    for (double x : g) squares += (x - mean) * (x - mean);
+    CHECK(line["l1_delta_grad_mean"].get<double>() == doctest::Approx(mean).epsilon(1e-6));
+    CHECK(line["l1_delta_grad_sd"].get<double>() == doctest::Approx(std::sqrt(squares / double(g.size() - 1))).epsilon(1e-6));
+    CHECK(line["l1_delta_grad_positive"].get<double>() == doctest::Approx(double(positive) / double(g.size())));
+    CHECK(line["l1_delta_grad_sd"].get<double>() > 0);
+    for (const char* key : {"l0_delta", "l0_b", "l1_b_grad_mean", "l0_query_phase_concentration", "l1_key_phase_concentration"})
+      CHECK(line.contains(key));
+    for (const char* key : {"l0_query_phase_concentration", "l1_key_phase_concentration"}) {
+      CHECK(line[key].get<double>() > 0);
+      CHECK(line[key].get<double>() < 1);
+    }
+  }
+  // Training moved delta from its initial value.
+  CHECK(seen[1]["l1_delta"].get<double>() != doctest::Approx(c.init_factor).epsilon(1e-7));
+
+  // Nothing to watch without the Euler rotation.
+  c.pos = PosScheme::rope;
+  Trainer<float> rope(c, small_options(1), data);
+  rope.run();
+  CHECK_FALSE(rope.history()[0].contains("l0_delta"));
+}
+
+TEST_CASE("trainer: phase_concentration is |mean of e^{i theta}| over the real positions") {
+  Tensor<int32_t> ids({1, 3});
+  ids[0] = 5, ids[1] = 7, ids[2] = 0;  // the third position is padding
+  Tensor<double> phases({1, 3, 2});
+  for (int i = 0; i < 6; ++i) phases[i] = 0.25;
+  phases[4] = phases[5] = 2.0;  // padding: ignored
+  CHECK(phase_concentration<double>(phases.view(), ids.view()) == doctest::Approx(1.0));
+  phases[0] = 0, phases[1] = 0.5 * M_PI, phases[2] = M_PI, phases[3] = -0.5 * M_PI;  // four quarter turns
+  CHECK(phase_concentration<double>(phases.view(), ids.view()) == doctest::Approx(0.0).epsilon(1e-12));
+  phases[2] = 0, phases[3] = 0.5 * M_PI;  // two at 0, two at pi/2: |(2 + 2i) / 4|
+  CHECK(phase_concentration<double>(phases.view(), ids.view()) == doctest::Approx(std::sqrt(0.5)));
+}

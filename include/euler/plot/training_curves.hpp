@@ -10,10 +10,20 @@
 //   loss.svg         cross-entropy (and the total, when the contrastive term is on) per epoch
 //   contrastive.svg  the phase contrastive term per epoch (only when it is not zero throughout)
 //   validation.svg   validation HR@10, NDCG@10 and MRR@10 per epoch, the best epoch marked
+// and, for EulerFormer (the fields of train/rotation_watch.hpp):
+//   delta.svg        each layer's learned delta per epoch (RoPE: 1)
+//   phase_bias.svg   each layer's learned b per epoch (RoPE: 0)
+//   rotation_gradients.svg
+//                    per layer, the mean of delta's (b's) per-step gradient over the epoch divided by
+//                    its standard deviation: near 0, the steps mostly cancel (noise); near +-1 and
+//                    beyond, they agree
+//   phase_concentration.svg
+//                    |mean e^{i theta~}| of the rotated queries' and keys' phases per layer and epoch
 // A field missing from some epochs is NaN there (a gap in its curve, "nan" in the CSV).
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -126,6 +136,50 @@ inline std::vector<std::string> write_training_curves(const std::string& dir, co
   std::vector<double> best = numeric_field(records, "best_epoch");
   if (!best.empty() && std::isfinite(best.back())) valid.markers.push_back({best.back(), "best epoch"});
   write("validation.svg", valid.svg());
+
+  // EulerFormer's rotation: the layers k with an "l<k>_delta" field.
+  std::vector<int> layers;
+  for (const std::string& key : keys)
+    if (key.size() > 7 && key[0] == 'l' && std::isdigit(static_cast<unsigned char>(key[1])) && key.compare(key.size() - 6, 6, "_delta") == 0)
+      layers.push_back(std::atoi(key.c_str() + 1));
+  std::sort(layers.begin(), layers.end());
+  if (layers.empty()) return written;
+  auto field = [&](int layer, const std::string& name) { return numeric_field(records, "l" + std::to_string(layer) + "_" + name); };
+  auto has = [&](int layer, const std::string& name) {
+    std::vector<double> v = field(layer, name);
+    return std::any_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+  };
+  auto per_layer = [&](const std::string& title, const std::string& y_label) {
+    LinePlot plot;
+    plot.title = title + suffix;
+    plot.x_label = "epoch";
+    plot.y_label = y_label;
+    plot.integer_x = true;
+    return plot;
+  };
+  LinePlot delta = per_layer("learned delta per epoch (RoPE: delta = 1)", "delta (scales the semantic phase)");
+  LinePlot bias = per_layer("learned phase bias b per epoch (RoPE: b = 0)", "b (radians added to the query phases)");
+  LinePlot snr = per_layer("gradient signal per epoch: mean / sd of the per-step gradient", "mean / sd (near 0: steps cancel)");
+  LinePlot phases = per_layer("concentration of the rotated phases per epoch", "|mean of e^{i theta~}| (0 spread, 1 equal)");
+  for (int l : layers) {
+    std::string name = "layer " + std::to_string(l);
+    delta.series.push_back({name, epoch, field(l, "delta")});
+    if (has(l, "b")) bias.series.push_back({name, epoch, field(l, "b")});
+    for (const char* p : {"delta", "b"}) {
+      if (!has(l, std::string(p) + "_grad_mean")) continue;
+      std::vector<double> mean = field(l, std::string(p) + "_grad_mean"), sd = field(l, std::string(p) + "_grad_sd"), ratio;
+      for (size_t e = 0; e < mean.size(); ++e) ratio.push_back(sd[e] > 0 ? mean[e] / sd[e] : std::nan(""));
+      snr.series.push_back({name + ", " + p, epoch, ratio});
+    }
+    if (has(l, "query_phase_concentration")) {
+      phases.series.push_back({name + ", queries", epoch, field(l, "query_phase_concentration")});
+      phases.series.push_back({name + ", keys", epoch, field(l, "key_phase_concentration")});
+    }
+  }
+  write("delta.svg", delta.svg());
+  if (!bias.series.empty()) write("phase_bias.svg", bias.svg());
+  if (!snr.series.empty()) write("rotation_gradients.svg", snr.svg());
+  if (!phases.series.empty()) write("phase_concentration.svg", phases.svg());
   return written;
 }
 

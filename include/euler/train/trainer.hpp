@@ -8,6 +8,11 @@
 // directory the run leaves there: best.safetensors, checkpoint.safetensors, log.jsonl (one line per
 // epoch), and at the end result.json (the final metrics with the model config, the training options,
 // the data, the training time and the learned rotation) and ranks.tsv (each user's valid/test rank).
+// The evaluation itself (evaluate, recommend, ranks_table) is train/evaluate.hpp.
+// With pos euler, each epoch's line also records how the rotation learns: each layer's delta and b,
+// the mean, spread and sign of their gradients over the epoch's steps, and the concentration of the
+// rotated phases (train/rotation_watch.hpp). on_step and on_epoch let a program watch a run: a
+// callback after every step's backward (the gradients readable) and after every epoch.
 //
 // Training examples (Split::train(u) is a user's sequence without its last two items):
 //   SASRec, objective last  one example per prefix: history train[max(0, t-N) .. t), target train[t]
@@ -47,6 +52,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -59,21 +65,17 @@
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
 #include "euler/train/baselines.hpp"
+#include "euler/train/evaluate.hpp"
 #include "euler/train/memory.hpp"
 #include "euler/train/metrics.hpp"
 #include "euler/train/optimizer.hpp"
+#include "euler/train/rotation_watch.hpp"
 
 namespace euler {
 
 // What a step with a NaN or inf loss or gradient does: stop the run (the default) or skip the step.
 enum class NonFiniteAction { stop, skip };
 template <> constexpr auto enum_names<NonFiniteAction>() { return std::array<std::string_view, 2>{"stop", "skip"}; }
-
-// A step went non-finite; the message names the epoch, the step and the op that produced it.
-class NonFiniteError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct TrainOptions {
   int epochs = 500;              // upper bound; early stopping usually ends sooner (authors: 500)
@@ -127,17 +129,6 @@ struct TrainState {
   }
 };
 
-// Right-padded [B, N] ids of the last N items of each history (all-padding rows for empty ones).
-inline void fill_histories(std::span<const std::span<const int32_t>> histories, int64_t N, int32_t* ids /*[B, N]*/) {
-  for (size_t b = 0; b < histories.size(); ++b) {
-    std::span<const int32_t> h = histories[b];
-    size_t keep = std::min<size_t>(h.size(), size_t(N));
-    int32_t* row = ids + int64_t(b) * N;
-    std::fill(row, row + N, 0);
-    std::copy(h.end() - std::ptrdiff_t(keep), h.end(), row);
-  }
-}
-
 // The all-positions objective's windows over a training sequence of `length` items: the end (one past
 // the last item) of each window of up to N + 1 items, latest first. Window [end - N - 1, end) gives N
 // inputs and their next items as targets, so consecutive windows (ends N apart) predict every item
@@ -162,97 +153,6 @@ inline void fill_window(std::span<const int32_t> items, int64_t N, int32_t* ids 
     ids[j] = window[j];
     targets[j] = window[j + 1];
   }
-}
-
-// Rows whose scores hold a NaN or +inf, which make a ranking meaningless (-inf only puts an item
-// last; a NaN target is ranked last), and the first non-finite value of the first such batch.
-struct UnusableScores {
-  int64_t rows = 0;
-  NonFinite first;
-};
-
-// Full-ranking metrics of a model on (history, target) pairs, batched, without recording gradients.
-// `unusable`, when given, counts the rows whose scores hold a NaN or +inf. `ranks`, when given,
-// receives every row's target rank (1 = best) in row order, for per-user and paired comparisons.
-template <class T>
-RankingMetrics evaluate(const EulerFormer<T>& model, std::span<const std::span<const int32_t>> histories,
-                        std::span<const int32_t> targets, const RankingOptions& options, int batch = 1024,
-                        UnusableScores* unusable = nullptr, std::vector<int64_t>* ranks = nullptr) {
-  RankingMetrics metrics(options);
-  if (ranks) ranks->clear();
-  int64_t N = model.config().max_len;
-  Tape<T> tape;
-  Rng unused(0);
-  Context<T> ctx{tape, model.parameters(), /*dropout_on=*/false, unused};
-  Tensor<int32_t> ids = Tensor<int32_t>::zeros({std::clamp<int64_t>(int64_t(histories.size()), 1, batch), N});
-  Tensor<float> scores;
-  for (size_t first = 0; first < histories.size(); first += size_t(batch)) {
-    size_t count = std::min(histories.size() - first, size_t(batch));
-    tape.reset();
-    NoGrad<T> no_grad(tape);
-    fill_histories(histories.subspan(first, count), N, ids.data());
-    TensorView<const int32_t> idv{Shape{int64_t(count), N}, ids.data()};
-    TensorView<T> s = model.score(ctx, idv).value();  // [count, K]
-    for (int64_t row = 0; unusable && row < s.shape[0]; ++row) {
-      const T* r = s.data + row * s.shape[1];
-      bool bad = std::any_of(r, r + s.shape[1], [](T x) { return std::isnan(x) || x == std::numeric_limits<T>::infinity(); });
-      if (bad && unusable->rows++ == 0) unusable->first = first_nonfinite_value(tape);
-    }
-    TensorView<const float> sf;
-    if constexpr (std::is_same_v<T, float>) {
-      sf = {s.shape, s.data};
-    } else {
-      scores = Tensor<float>(s.shape);
-      for (int64_t i = 0; i < s.numel(); ++i) scores[i] = float(s[i]);
-      sf = {scores.shape(), scores.data()};
-    }
-    auto excluded = options.exclude_history ? histories.subspan(first, count) : std::span<const std::span<const int32_t>>{};
-    std::vector<int64_t> batch_ranks = target_ranks(sf, targets.subspan(first, count), excluded);
-    metrics.add_ranks(batch_ranks);
-    if (ranks) ranks->insert(ranks->end(), batch_ranks.begin(), batch_ranks.end());
-  }
-  return metrics;
-}
-
-// The k items a model scores highest after `history` (item ids, oldest first), best first, ties by
-// id; with exclude_history, items of the history are left out. Scores holding NaN or inf (weights that
-// overflow on this history) are a NonFiniteError: they have no order.
-template <class T>
-std::vector<std::pair<int32_t, T>> recommend(const EulerFormer<T>& model, std::span<const int32_t> history, int64_t k,
-                                             bool exclude_history) {
-  const int64_t N = model.config().max_len, K = model.config().n_items;
-  Tensor<int32_t> ids = Tensor<int32_t>::zeros({1, N});
-  fill_histories(std::span<const std::span<const int32_t>>(&history, 1), N, ids.data());
-  Tape<T> tape;
-  NoGrad<T> no_grad(tape);
-  Rng unused(0);
-  Context<T> ctx{tape, model.parameters(), /*dropout_on=*/false, unused};
-  TensorView<T> scores = model.score(ctx, ids.view()).value();  // [1, K]
-  if (int64_t bad = first_nonfinite_index(scores.data, scores.numel()); bad >= 0)
-    throw NonFiniteError("the scores hold a non-finite number (item " + std::to_string(bad) + ": " + std::to_string(double(scores[bad])) +
-                         "): the weights overflow on this history");
-  std::vector<uint8_t> excluded(size_t(K), 0);
-  if (exclude_history)
-    for (int32_t i : history) excluded[size_t(i)] = 1;
-  std::vector<int32_t> candidates;
-  for (int32_t i = 1; i < K; ++i)
-    if (!excluded[size_t(i)]) candidates.push_back(i);
-  size_t top = size_t(std::clamp<int64_t>(k, 0, int64_t(candidates.size())));
-  std::partial_sort(candidates.begin(), candidates.begin() + std::ptrdiff_t(top), candidates.end(),
-                    [&](int32_t a, int32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
-  std::vector<std::pair<int32_t, T>> best;
-  for (size_t i = 0; i < top; ++i) best.emplace_back(candidates[i], scores[candidates[i]]);
-  return best;
-}
-
-// Each user's validation and test rank as a tab-separated table (user, valid_rank, test_rank), the
-// file `euler eval --ranks` and a run's ranks.tsv hold, for paired comparisons of two models.
-inline std::string ranks_table(const Dataset& data, std::span<const int32_t> users, std::span<const int64_t> valid_ranks,
-                               std::span<const int64_t> test_ranks) {
-  std::string table = "user\tvalid_rank\ttest_rank\n";
-  for (size_t i = 0; i < users.size(); ++i)
-    table += data.user_token(users[i]) + "\t" + std::to_string(valid_ranks[i]) + "\t" + std::to_string(test_ranks[i]) + "\n";
-  return table;
 }
 
 // A training step that runs elsewhere (the CUDA backend: include/euler/cuda/trainer_backend.hpp). From
@@ -290,7 +190,7 @@ class Trainer {
  public:
   Trainer(const EulerFormerConfig& config, const TrainOptions& options, const Dataset& data)
       : options_(options), data_(data), split_(leave_one_out(data)), model_(with_items(config, data), options.seed),
-        adam_(adam_config(options)), rng_(options.seed ^ 0x5eed5eed5eedULL) {
+        adam_(adam_config(options)), rng_(options.seed ^ 0x5eed5eed5eedULL), watch_(model_) {
     if (options.batch_size < 1) throw std::invalid_argument("batch size must be >= 1, got " + std::to_string(options.batch_size));
     if (options.eval_batch < 1) throw std::invalid_argument("eval batch must be >= 1");
     if (split_.evaluated_users.empty())
@@ -302,6 +202,7 @@ class Trainer {
       test_targets_.push_back(split_.test_target(u));
     }
     for (size_t u = 0; u < data.sequences.size(); ++u) train_sequences_.push_back(split_.train(int32_t(u)));
+    phase_sample_.assign(valid_histories_.begin(), valid_histories_.begin() + std::ptrdiff_t(std::min<size_t>(256, valid_histories_.size())));
     best_ = Tensor<T>::zeros({std::max<int64_t>(1, model_.parameters().numel())});
   }
 
@@ -368,8 +269,10 @@ class Trainer {
       line["epoch"] = state_.epoch;
       line.update(valid.to_json("valid"));
       line["best_epoch"] = state_.best_epoch;
+      if (watch_.active()) watch_.finish_epoch(model_, phase_sample_, line);
       report_epoch(line);
       history_.push_back(line);
+      for (const auto& callback : epoch_callbacks_) callback(line);
       if (!options_.out_dir.empty()) write_outputs(improved, line);
     }
     std::vector<int64_t> valid_ranks, test_ranks;
@@ -415,6 +318,23 @@ class Trainer {
     }
     return layers;
   }
+
+  // ---- observing a run ---------------------------------------------------------------------------
+  // What an on_step callback sees: a step just back-propagated, before the optimizer uses its
+  // gradients. parameters.value(name) are the values the gradients were taken at, parameters.grad(name)
+  // the gradients of the batch's total loss.
+  struct StepView {
+    int epoch;      // the epoch being trained, from 1
+    int64_t step;   // the step within it, from 1
+    double loss, ce, contrastive;
+    const Parameters<T>& parameters;
+  };
+  // Called after every training step's backward pass, on the CPU (the CUDA backend keeps its
+  // gradients on the device, and calls no step callback). A callback must not change the parameters.
+  void on_step(std::function<void(const StepView&)> callback) { step_callbacks_.push_back(std::move(callback)); }
+  // Called after every epoch with its record, the line log.jsonl gets: losses, validation metrics,
+  // best_epoch, and with pos euler the rotation's fields (train/rotation_watch.hpp).
+  void on_epoch(std::function<void(const nlohmann::json&)> callback) { epoch_callbacks_.push_back(std::move(callback)); }
 
   // The command line that started the run, recorded in result.json (empty: not recorded).
   void set_command(std::string command) { command_ = std::move(command); }
@@ -751,6 +671,12 @@ class Trainer {
       Losses<T> losses = model_.loss(ctx, {ids, targets});
       tape.backward(losses.total, BackwardOptions{.keep_intermediate_grads = false});
       double loss = double(losses.total.value()[0]);
+      if (std::isfinite(loss)) {
+        watch_.add_step(model_.parameters());
+        for (const auto& callback : step_callbacks_)
+          callback({state_.epoch + 1, steps + skipped + 1, loss, double(losses.ce.value()[0]), double(losses.contrastive.value()[0]),
+                    model_.parameters()});
+      }
       double norm = std::isfinite(loss) ? adam_.step(model_.parameters()) : loss;  // Adam skips a non-finite step
       if (!std::isfinite(norm)) {
         std::string where = nonfinite_step(tape, ctx, {ids, targets}, before, steps + skipped + 1, loss);
@@ -864,6 +790,7 @@ class Trainer {
   EulerFormer<T> model_;
   Adam<T> adam_;
   Rng rng_;
+  RotationWatch<T> watch_;  // pos euler: delta, b, their gradients and the phases, per epoch
   TrainState state_;
   int saved_epoch_ = 0;       // the epoch of the last checkpoint this run wrote (0: none)
   std::string resumed_from_;  // the checkpoint resume() read
@@ -871,8 +798,11 @@ class Trainer {
   Tensor<T> best_;
   StepBackend<T>* backend_ = nullptr;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
+  std::vector<std::span<const int32_t>> phase_sample_;  // the validation histories RotationWatch measures
   std::vector<int32_t> valid_targets_, test_targets_;
   std::vector<nlohmann::json> history_;
+  std::vector<std::function<void(const StepView&)>> step_callbacks_;
+  std::vector<std::function<void(const nlohmann::json&)>> epoch_callbacks_;
 };
 
 }  // namespace euler
