@@ -47,6 +47,7 @@ CASES = [
     ("sasrec_last", {"pos": "learned", "backbone": "sasrec", "objective": "last"}),
     ("sasrec_all", {"pos": "learned", "backbone": "sasrec", "objective": "all"}),
     ("euler_bert4rec", {"pos": "euler", "backbone": "bert4rec", "objective": "all"}),
+    ("rope_bert4rec", {"pos": "rope", "backbone": "bert4rec", "objective": "all"}),
     ("sasrec_bert4rec", {"pos": "learned", "backbone": "bert4rec", "objective": "all"}),
 ]
 

@@ -39,7 +39,7 @@ TEST_CASE("pytorch fixtures: loss and every gradient equal PyTorch's to 1e-9 (fu
   for (const auto& entry : fs::directory_iterator(fixture_dir()))
     if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
-  REQUIRE(files.size() >= 10);
+  REQUIRE(files.size() >= 11);
   std::set<std::string> schemes, backbones, objectives;
   for (const fs::path& path : files) {
     CAPTURE(path.filename().string());
