@@ -3,8 +3,9 @@
 
 Writes tests/fixtures/pytorch/<case>.safetensors, which tests/test_pytorch_fixture.cpp compares euler
 against (loss and gradients to 1e-9 in double). The model here is written from the project's
-specification (../shared/docs/eulerformer-spec.md, sections 2-6 and 10: RecBole's SASRec with the
-authors' EulerFormer changes, and the baselines euler offers), not from euler's C++ code, in eager
+specification (docs/model.md, after the paper and the authors' code, github.com/Ethan-TZ/EulerFormer:
+RecBole's SASRec with the authors' EulerFormer changes, and the baselines euler offers), not from
+euler's C++ code, in eager
 PyTorch with float64 and autograd, so it checks euler against an implementation that shares none of
 its code. Dropout is off (its masks cannot match across libraries), so the contrastive loss's second
 view is the phases themselves, as the specification says.

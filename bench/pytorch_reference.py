@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """bench/pytorch_reference.py: the EulerFormer-SASRec training step and full-ranking inference in PyTorch.
 
-The PyTorch side of bench/compare.sh: the same model as euler-bench (../shared/docs/eulerformer-spec.md,
-section 10: RecBole's SASRec with the authors' EulerFormer changes), the same configuration flags, the
+The PyTorch side of bench/compare.sh: the same model as euler-bench (docs/model.md:
+RecBole's SASRec with the authors' EulerFormer changes), the same configuration flags, the
 same generated batches (full-length lists of random items, random targets), the same explicit FLOP count
 (matmuls 2 m n k, backward = 2 x forward, the model's nominal count), and the same JSON keys, one line per
 configuration:

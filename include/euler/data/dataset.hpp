@@ -1,7 +1,7 @@
 // euler/data/dataset.hpp: from an interaction file to per-user item sequences with dense ids, and the
 // leave-one-out split the trainer and the evaluator read.
 //
-// build_dataset applies, in this order (spec section 7):
+// build_dataset applies, in this order (the paper's protocol, RecBole's order):
 //   0. duplicates (DatasetOptions::dedup, default exact): a row with the user, item and timestamp of
 //      an earlier row is dropped, and counted in FilterReport::removed_duplicates.
 //   1. the rating threshold: keep rating >= min_rating. Only for files with ratings (ml-1m,

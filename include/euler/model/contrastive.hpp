@@ -1,4 +1,4 @@
-// euler/model/contrastive.hpp: the phase contrastive loss of EulerFormer (spec section 5 and 10).
+// euler/model/contrastive.hpp: the phase contrastive loss of EulerFormer (docs/model.md section 5).
 //
 // For the phases P [B, N, D/2] of the rotated queries (or keys) of one layer, and a second view V of
 // them (dropout p = 0.5 on P while training, V = P otherwise), the similarity of positions t and s is

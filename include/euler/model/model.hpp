@@ -1,7 +1,7 @@
 // euler/model/model.hpp: EulerFormer on the SASRec and BERT4Rec backbones, with every positional scheme.
 //
-// The model of ../shared/docs/eulerformer-spec.md, following the authors' code where it differs from
-// the paper (spec section 10). One code path serves every positional scheme:
+// The model of docs/model.md: the paper's, following the authors' code (github.com/Ethan-TZ/EulerFormer)
+// where the two differ. One code path serves every positional scheme:
 //   none        no positional information at all
 //   learned     learned absolute position embeddings (plain SASRec / BERT4Rec)
 //   sinusoidal  fixed sinusoidal embeddings added to the input
