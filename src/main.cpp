@@ -4,6 +4,8 @@
 #include <iostream>
 #include <string>
 
+#include <euler/version.hpp>
+
 #include "grad_command.hpp"
 #include "report_command.hpp"
 #include "train_command.hpp"
@@ -21,7 +23,7 @@ const char* kUsage =
     "  grad       one forward and backward of a checkpoint on a batch file; writes every gradient\n"
     "  report     markdown tables (or JSON) of run directories: mean ± sd over seeds, paired differences\n"
     "\n"
-    "Run 'euler <command> --help' for the options of a command.\n";
+    "Run 'euler <command> --help' for the options of a command; 'euler --version' prints the version.\n";
 }
 
 int main(int argc, char** argv) {
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  if (command == "--version" || command == "version") {
+    std::cout << "euler " << EULER_VERSION_STRING << "\n";
+    return 0;
+  }
   try {
     if (command == "train") return euler::cli::train_command(argc - 1, argv + 1);
     if (command == "eval") return euler::cli::eval_command(argc - 1, argv + 1);

@@ -489,3 +489,11 @@ TEST_CASE("cli: the memory estimate is within a factor of 2 of what a run takes"
   CHECK(peak - program < 2 * estimate);
   CHECK(peak - program > 0.5 * estimate);
 }
+
+TEST_CASE("cli: --version prints the library's version") {
+  std::string log = temp_path("version.log");
+  CHECK(euler_test::run_cli("--version", log) == 0);
+  CHECK(read_file(log) == std::string("euler ") + EULER_VERSION_STRING + "\n");
+  CHECK(std::string(EULER_VERSION_STRING) ==
+        std::to_string(EULER_VERSION_MAJOR) + "." + std::to_string(EULER_VERSION_MINOR) + "." + std::to_string(EULER_VERSION_PATCH));
+}

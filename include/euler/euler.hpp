@@ -7,6 +7,7 @@
 //     tape.backward(loss);                      // tape.grad(w) now holds d(loss)/dW
 #pragma once
 
+#include "euler/version.hpp"
 #include "euler/core/parallel.hpp"
 #include "euler/core/random.hpp"
 #include "euler/core/shape.hpp"

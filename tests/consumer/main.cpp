@@ -17,6 +17,8 @@ int main() {
   double xi = X[2];
   double expected = std::tanh(xi) + xi * (1 - std::tanh(xi) * std::tanh(xi));
   double got = tape.grad(x)[2];
+  std::printf("euler_consumer: euler %s (%d.%d.%d)\n", euler::version_string, EULER_VERSION_MAJOR, EULER_VERSION_MINOR,
+              EULER_VERSION_PATCH);
   std::printf("euler_consumer: f = %.6f, df/dx[1,0] = %.12f (expected %.12f), %d thread(s)\n", f.value()[0], got,
               expected, euler::num_threads());
   if (!(std::abs(got - expected) <= 1e-12)) {
