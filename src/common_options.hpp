@@ -4,8 +4,10 @@
 
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <iostream>
+#include <thread>
 
 #include <euler/data/dataset.hpp>
 #include <euler/eulerformer.hpp>
@@ -56,6 +58,11 @@ inline int at_least(const cxxopts::ParseResult& args, const char* name, int lowe
 }
 
 // --threads: 1 to max_threads() (4 per hardware thread), or a usage error naming the limit.
+// --threads' default: every hardware thread of the machine (the same seed and thread count give the
+// same results; pass --threads to fix it across machines).
+inline std::string default_threads() { return std::to_string(std::max(1u, std::thread::hardware_concurrency())); }
+inline std::string threads_help() { return "threads (by default the machine's hardware threads)"; }
+
 inline int thread_count(const cxxopts::ParseResult& args) {
   int threads = at_least(args, "threads", 1);
   if (threads > max_threads())

@@ -79,7 +79,7 @@ inline int grad_command(int argc, char** argv) {
       ("out", "output .safetensors: loss, loss_ce, loss_con and the gradients under the parameter names",
        cxxopts::value<std::string>())
       ("dtype", "float or double", cxxopts::value<std::string>()->default_value("float"))
-      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
       ("h,help", "show this help");
   add_memory_option(options);
   auto args = options.parse(argc, argv);

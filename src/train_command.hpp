@@ -174,7 +174,7 @@ inline int train_command(int argc, char** argv) {
       ("seeds", "several runs, one per seed (e.g. 1,2,3), each in --out/seed-S; prints each run's metrics and then "
        "their mean and standard deviation. Run the same command again to resume: a finished seed is read from its "
        "result.json, an unfinished one resumes from its checkpoint", cxxopts::value<std::string>())
-      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
       ("device", "where the training steps run: cpu | cuda (the CUDA backend, SASRec; evaluation stays on the CPU)",
        cxxopts::value<std::string>()->default_value("cpu"))
       ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
@@ -373,7 +373,7 @@ inline int eval_command(int argc, char** argv) {
   add_memory_option(options);
   options.add_options()
       ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
-      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
       ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
       ("exclude-history", "drop history items from the ranking")
       ("ranks", "also write each user's validation and test rank (1 = best) to this file, tab-separated "
@@ -438,7 +438,7 @@ inline int recommend_command(int argc, char** argv) {
       ("history", "item ids, oldest first, e.g. \"12 7 33\"", cxxopts::value<std::string>())
       ("k", "how many items (-k N or --k N)", cxxopts::value<int>()->default_value("10"))
       ("exclude-history", "never recommend an item already in the history")
-      ("threads", "threads", cxxopts::value<int>()->default_value("2"))
+      ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
       ("h,help", "show this help");
   // cxxopts takes one-letter options as short ones (-k); accept --k and --k=N as well.
   std::vector<std::string> spelled(argv, argv + argc);

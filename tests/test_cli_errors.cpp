@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 using namespace euler;
@@ -496,4 +498,17 @@ TEST_CASE("cli: --version prints the library's version") {
   CHECK(read_file(log) == std::string("euler ") + EULER_VERSION_STRING + "\n");
   CHECK(std::string(EULER_VERSION_STRING) ==
         std::to_string(EULER_VERSION_MAJOR) + "." + std::to_string(EULER_VERSION_MINOR) + "." + std::to_string(EULER_VERSION_PATCH));
+}
+
+TEST_CASE("cli: --threads defaults to the machine's hardware threads") {
+  std::string threads = std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  for (const char* command : {"train", "eval", "recommend", "grad"}) {
+    CAPTURE(command);
+    std::string log = temp_path("threads.log");
+    CHECK(euler_test::run_cli(std::string(command) + " --help", log) == 0);
+    std::string help;  // cxxopts wraps the help: compare with single spaces
+    for (char c : read_file(log))
+      if (!std::isspace(static_cast<unsigned char>(c)) || (!help.empty() && help.back() != ' ')) help += std::isspace(static_cast<unsigned char>(c)) ? ' ' : c;
+    CHECK_CONTAINS(help, "--threads arg threads (by default the machine's hardware threads) (default: " + threads + ")");
+  }
 }
