@@ -405,6 +405,8 @@ int main(int argc, char** argv) try {
         h.cols = P;
         h.values = std::string(side) == "query" ? s.dphase_q : s.dphase_k;
         h.diverging = true;
+        h.robust = true;  // a few large cells would wash out the rest
+        h.caption = "colours span the 98th percentile of |dL/dtheta~|; larger cells take the end colours";
         plot::Csv csv({"position", "channel", "dL/dtheta~"});
         for (int64_t j = 0; j < N; ++j)
           for (int64_t t = 0; t < P; ++t) csv.row({int(j), int(t), h.values[size_t(j * P + t)]});
@@ -425,6 +427,8 @@ int main(int argc, char** argv) try {
     h.cols = P;
     h.values = studies[0].dpsi;
     h.diverging = true;
+    h.robust = true;
+    h.caption = "colours span the 98th percentile of |dL/dpsi|; larger cells take the end colours";
     save(o, "grad_psi.svg", h.svg());
     plot::Csv csv({"position", "channel", "dL/dpsi"});
     for (int64_t j = 0; j < N; ++j)
@@ -433,17 +437,29 @@ int main(int argc, char** argv) try {
   }
 
   // ---- 3. attention maps of the first list -----------------------------------------------------
-  std::printf("\n3. attention maps of the first list (%lld items)\n", (long long)EulerFormer<float>::valid_length(sb.ids.data(), N));
+  const int64_t V = EulerFormer<float>::valid_length(sb.ids.data(), N);  // the first list's real items
+  std::printf("\n3. attention maps of the first list (%lld items): where each query position puts its weight\n", (long long)V);
   for (size_t l = 0; l < studies[0].layers.size(); ++l)
     for (int64_t h = 0; h < H; ++h) {
       plot::Heatmap map;
-      map.title = "attention, layer " + std::to_string(l) + ", head " + std::to_string(h);
-      map.x_label = "key position";
-      map.y_label = "query position";
+      map.title = "attention, layer " + std::to_string(l) + ", head " + std::to_string(h) + " (row m: what query m reads)";
+      map.x_label = "key position n (0 = the oldest item; n > m is hidden by the causal mask)";
+      map.y_label = "query position m";
       map.value_label = "attention weight";
+      map.mark_diagonal = true;
       map.rows = map.cols = N;
       const std::vector<double>& a = studies[0].layers[l].attention;
       map.values.assign(a.begin() + h * N * N, a.begin() + (h + 1) * N * N);
+      // Where the weight goes, averaged over the real query positions: the item itself, the one before, older ones.
+      double self = 0, previous = 0, older = 0;
+      for (int64_t m = 0; m < V; ++m)
+        for (int64_t n = 0; n <= m; ++n) (n == m ? self : n + 1 == m ? previous : older) += map.values[size_t(m * N + n)];
+      double rows = double(std::max<int64_t>(1, V));
+      char line[200];
+      std::snprintf(line, sizeof line, "%.0f%% of the weight on the item itself, %.0f%% on the previous one, %.0f%% on older (mean over queries)",
+                    100 * self / rows, 100 * previous / rows, 100 * older / rows);
+      map.caption = line;
+      std::printf("   layer %zu, head %lld: %s\n", l, (long long)h, line);
       plot::Csv csv({"query", "key", "attention"});
       for (int64_t m = 0; m < N; ++m)
         for (int64_t n = 0; n < N; ++n) csv.row({int(m), int(n), map.values[size_t(m * N + n)]});
@@ -491,7 +507,7 @@ int main(int argc, char** argv) try {
   std::vector<double> distances;
   for (int64_t d = 0; d <= 3 * N; ++d) distances.push_back(double(d));
   plot::LinePlot curve;
-  curve.title = "long-term decay: attention logit against distance (" + models[0].first + ")";
+  curve.title = "does attention fade with distance? mean logit at distance D (" + models[0].first + ")";
   curve.x_label = "distance D = m - n between query and key";
   curve.y_label = "mean logit of the batch's (query, key) pairs";
   curve.integer_x = true;

@@ -116,6 +116,8 @@ int main(int argc, char** argv) {
     for (int t = 0; t < 20; ++t)
       for (int s = 0; s < 20; ++s) h.values.push_back(s <= t ? 1.0 / double(t + 1) * (1 + 0.5 * std::sin(s)) : 0.0);
     h.values[5 * 20 + 2] = nan;
+    h.mark_diagonal = true;
+    h.caption = "what the picture shows, in one line under it: 42% of the weight on the item itself";
     save("heatmap_attention.svg", h.svg());
   }
   {  // signed values, diverging colours, not square
@@ -130,6 +132,10 @@ int main(int argc, char** argv) {
       for (int c = 0; c < 32; ++c) h.values.push_back(1e-3 * std::sin(0.3 * c) * std::cos(0.5 * r));
     h.diverging = true;
     save("heatmap_diverging.svg", h.svg());
+    h.values[3] = 0.5;  // one extreme cell: the robust range keeps the rest visible
+    h.robust = true;
+    h.title = "signed values, one extreme cell, robust colour range";
+    save("heatmap_robust.svg", h.svg());
   }
   {  // no cells
     Heatmap h;

@@ -239,6 +239,42 @@ TEST_CASE("Heatmap: a cell per value, a colour bar, NaN cells grey") {
   CHECK(euler_test::error_of<std::invalid_argument>([&] { (void)bad.svg(); }).find("3 values for 2 x 2 cells") != std::string::npos);
 }
 
+TEST_CASE("Heatmap: the diagonal marked, a caption, a robust colour range") {
+  Heatmap h;
+  h.rows = h.cols = 4;
+  h.values.assign(16, 0.25);
+  CHECK(count_of(h.svg(), "stroke-dasharray") == 0);
+  h.mark_diagonal = true;
+  h.caption = "42% of the weight on the item itself";
+  std::string svg = h.svg();
+  CHECK(xml_problem(svg) == "");
+  CHECK(count_of(svg, "stroke-dasharray=\"5 4\"") == 1);
+  CHECK(svg.find(">42% of the weight on the item itself</text>") != std::string::npos);
+
+  // 100 small signed values and one huge one: the plain range is set by the huge one, the robust
+  // range by the 98th percentile of |value| (cells beyond it take the end colours).
+  std::vector<double> values;
+  for (int i = 0; i < 100; ++i) values.push_back(0.01 * std::sin(i));
+  values.push_back(50.0);
+  CHECK(percentile_range(values, 0.02, 0.98, true).second < 0.011);
+  CHECK(percentile_range(values, 0.02, 0.98, true).first == -percentile_range(values, 0.02, 0.98, true).second);
+  CHECK(percentile_range({kNan}, 0.02, 0.98, false) == std::pair<double, double>{0.0, 1.0});
+  CHECK(percentile_range({3, 1, 2, 5, 4}, 0.0, 1.0, false) == std::pair<double, double>{1.0, 5.0});
+  Heatmap d;
+  d.rows = 1;
+  d.cols = int64_t(values.size());
+  d.values = values;
+  d.diverging = true;
+  CHECK(d.svg().find(">50</text>") != std::string::npos);  // the colour bar reaches the outlier
+  d.robust = true;
+  std::string robust = d.svg();
+  CHECK(xml_problem(robust) == "");
+  CHECK(robust.find(">50</text>") == std::string::npos);
+  CHECK(robust.find(">0.010</text>") != std::string::npos);  // the bar spans about +-0.01
+  CHECK(robust.find(">-0.010</text>") != std::string::npos);
+  CHECK(robust.find(diverging(1)) != std::string::npos);    // the outlier takes the end colour
+}
+
 TEST_CASE("Histogram: bins, shares, values left out") {
   Histogram g;
   g.bins = 4;

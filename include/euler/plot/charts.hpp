@@ -22,11 +22,13 @@
 // Mismatched sizes (x and y of a series, rows * cols of a heatmap) are std::invalid_argument.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <string>
 #include <utility>
 #include <vector>
@@ -234,12 +236,29 @@ struct LinePlot {
 
 // ---- heatmap --------------------------------------------------------------------------------------
 
+// The q_lo and q_hi quantiles of the finite values (nearest rank); with `symmetric`, -m .. m for m
+// the q_hi quantile of |value| (signed data around 0). {0, 1} when no value is finite.
+inline std::pair<double, double> percentile_range(const std::vector<double>& values, double q_lo, double q_hi, bool symmetric) {
+  std::vector<double> v;
+  for (double x : values)
+    if (std::isfinite(x)) v.push_back(symmetric ? std::abs(x) : x);
+  if (v.empty()) return {0.0, 1.0};
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[size_t(std::clamp(q, 0.0, 1.0) * double(v.size() - 1) + 0.5)]; };
+  if (symmetric) return {-at(q_hi), at(q_hi)};
+  return {at(q_lo), at(q_hi)};
+}
+
 struct Heatmap {
   std::string title, x_label, y_label, value_label;  // value_label: beside the colour bar
   int64_t rows = 0, cols = 0;
   std::vector<double> values;  // [rows, cols], row-major; row 0 is drawn at the top (matrix layout)
   bool diverging = false;      // blue-white-red, symmetric about 0 (signed data); otherwise viridis
   std::optional<std::pair<double, double>> range;  // colour range; default: nice bounds of the data
+  bool robust = false;         // default range from the 2nd and 98th percentiles (a few extreme cells
+                               // no longer wash out the rest; cells beyond take the end colours)
+  bool mark_diagonal = false;  // a dashed line through the cells (i, i): query = key in an attention map
+  std::string caption;         // one line under the picture: what it shows
   double width = 640, height = 560;
 
   std::string svg() const {
@@ -256,6 +275,10 @@ struct Heatmap {
     double lo = 0, hi = 1;
     if (range) {
       lo = range->first, hi = range->second;
+    } else if (robust && !e.empty()) {
+      std::tie(lo, hi) = percentile_range(values, 0.02, 0.98, diverging);
+      Ticks nice = nice_ticks(lo, hi, 6);
+      lo = nice.lo, hi = nice.hi;
     } else if (!e.empty()) {
       if (diverging) {
         double m = std::max(std::abs(e.lo), std::abs(e.hi));
@@ -288,7 +311,7 @@ struct Heatmap {
     a.x = 44 + widest(yt);
     a.y = 42;
     a.w = width - a.x - 28 - bar_w - colour_labels - value_label_w;
-    a.h = height - a.y - 56;
+    a.h = height - a.y - (caption.empty() ? 56 : 78);
     svg.text(width / 2, 24, title, {.size = kTitleFont, .anchor = "middle", .bold = true});
     double cw = cols > 0 ? a.w / double(cols) : 0, ch = rows > 0 ? a.h / double(rows) : 0;
     auto colour_of = [&](double v) {
@@ -302,7 +325,13 @@ struct Heatmap {
         svg.rect(a.x + double(c) * cw, a.y + double(r) * ch, cw + 0.3, ch + 0.3, colour_of(values[size_t(r * cols + c)]));
     svg.end_group();
     if (rows == 0 || cols == 0) note(svg, a, "no data");
+    if (mark_diagonal && rows > 0 && cols > 0) {  // white under dark dashes: visible on every colour
+      double n = double(std::min(rows, cols));
+      svg.line(a.x, a.y, a.x + n * cw, a.y + n * ch, "#ffffff", 2.4);
+      svg.line(a.x, a.y, a.x + n * cw, a.y + n * ch, "#222222", 1.2, "5 4");
+    }
     svg.rect(a.x, a.y, a.w, a.h, "", "#444444");
+    if (!caption.empty()) svg.text(width / 2, height - 14, caption, {.size = kTickFont, .anchor = "middle", .colour = "#333333"});
     for (size_t i = 0; i < xt.values.size(); ++i) {
       double x = a.x + (xt.values[i] + 0.5) * cw;
       svg.line(x, a.bottom(), x, a.bottom() + 5, "#444444");
