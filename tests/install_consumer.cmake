@@ -4,19 +4,9 @@
 #   2. the installed package carries no own-target flags (-march, sanitizers, warnings)
 #   3. configure + build tests/consumer/ with CMAKE_PREFIX_PATH=<prefix> (and only that)
 #   4. run the consumer; it exits non-zero when its gradient is wrong
-foreach(var EULER_BUILD_DIR EULER_PREFIX CONSUMER_SOURCE_DIR CONSUMER_BINARY_DIR)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "install_consumer: -D${var}=... is required")
-  endif()
-endforeach()
-
-function(run_step what)
-  message(STATUS "install_consumer: ${what}: ${ARGN}")
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "install_consumer: ${what} failed (${rc})")
-  endif()
-endfunction()
+set(CONSUMER_TEST install_consumer)
+set(CONSUMER_REQUIRED EULER_BUILD_DIR EULER_PREFIX CONSUMER_SOURCE_DIR CONSUMER_BINARY_DIR)
+include("${CMAKE_CURRENT_LIST_DIR}/consumer_steps.cmake")
 
 file(REMOVE_RECURSE "${EULER_PREFIX}" "${CONSUMER_BINARY_DIR}")
 
@@ -43,15 +33,7 @@ if(NOT EXISTS "${EULER_PREFIX}/include/euler/euler.hpp")
 endif()
 
 # 3. configure + build the consumer against the prefix only
-set(_gen)
-if(CONSUMER_GENERATOR)
-  set(_gen -G "${CONSUMER_GENERATOR}")
-endif()
-set(_cxx)
-if(CONSUMER_CXX_COMPILER)
-  set(_cxx "-DCMAKE_CXX_COMPILER=${CONSUMER_CXX_COMPILER}")
-endif()
-run_step("configure consumer" "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${CONSUMER_BINARY_DIR}" ${_gen} ${_cxx}
+run_step("configure consumer" "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${CONSUMER_BINARY_DIR}" ${CONSUMER_CONFIGURE_FLAGS}
          -DCMAKE_BUILD_TYPE=Release
          "-DCMAKE_PREFIX_PATH=${EULER_PREFIX}"
          -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
