@@ -9,6 +9,7 @@
 //     cmake -S . -B build && cmake --build build -j && ./build/examples/example_tape
 #include <euler/euler.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <span>
@@ -75,6 +76,15 @@ int main() {
   std::printf("\ngradcheck (double, %lld elements):\n%s", (long long)check.elements, check.report.c_str());
 
   bool ok = check.ok && err_x < 1e-5f && err_w < 1e-5f;
+
+  // ---- 6. What this shows ----------------------------------------------------------------------
+  std::printf("\nwhat this shows:\n"
+              "  - the tape recorded %zu nodes on the way forward and visited them once, last first, on the way back;\n"
+              "  - what came out is the chain rule worked by hand: it differs from G w^T and x^T G by %.1e at most\n"
+              "    (float rounding);\n"
+              "  - and from central differences of f in double precision by %.1e (relative) over %lld elements, so the\n"
+              "    backward rules of matmul, tanh and sum are right, not merely consistent with each other.\n\n",
+              tape.size(), double(std::max(err_x, err_w)), check.max_error, (long long)check.elements);
   std::printf("%s\n", ok ? "gradients agree" : "GRADIENT MISMATCH");
   return ok ? 0 : 1;
 }

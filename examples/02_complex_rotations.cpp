@@ -12,6 +12,7 @@
 // Run from the repository root:  ./build/examples/example_complex_rotations
 #include <euler/eulerformer.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -30,9 +31,11 @@ double max_difference(euler::TensorView<T> a, euler::TensorView<T> b) {
 
 int main() {
   bool ok = true;
+  double largest_error = 0;  // over every identity checked, for "what this shows"
   auto check = [&](const char* what, double error, double tolerance) {
     std::printf("  %-62s %.2e  %s\n", what, error, error <= tolerance ? "ok" : "FAILED");
     ok = ok && error <= tolerance;
+    largest_error = std::max(largest_error, error);
   };
   std::mt19937 rng(7);
 
@@ -138,6 +141,15 @@ int main() {
   std::printf("  with delta = 0.5 in layer 0: max |logit(EulerFormer) - logit(RoPE)| = %.3e  %s\n", moved,
               moved > 1e-3 ? "(different, as it should be)" : "UNEXPECTEDLY EQUAL");
   ok = ok && moved > 1e-3;
+
+  std::printf("\nwhat this shows:\n"
+              "  - the complex view costs nothing: pairs of reals, polar form and back, dot products as\n"
+              "    sum lambda mu cos(theta - phi); every identity above held to %.1e (double rounding);\n"
+              "  - after rotating q to position m and k to position n the score was %+.4f at (5, 2) and at (40, 37):\n"
+              "    it sees the distance m - n, not where the pair sits (RoPE's relative positions);\n"
+              "  - EulerFormer with delta = 1 and b = 0 is RoPE, logit for logit; delta = 0.5 moved layer 0's logits\n"
+              "    by up to %.3f: delta and b are exactly what EulerFormer adds to RoPE.\n",
+              largest_error, score(5, 2), moved);
 
   std::printf("\n%s\n", ok ? "all checks passed" : "SOME CHECK FAILED");
   return ok ? 0 : 1;

@@ -72,5 +72,19 @@ int main(int argc, char** argv) {
   // 5. The training curves, as SVG and CSV.
   for (const std::string& file : euler::plot::write_training_curves(out + "/plots", trainer.history(), data_path))
     std::printf("wrote %s\n", file.c_str());
+
+  // 6. What this shows, from this run's own numbers.
+  const std::vector<nlohmann::json>& epochs = trainer.history();
+  int best = result["best_epoch"].get<int>(), ran = int(epochs.size());
+  double ndcg = result["test_ndcg@10"].get<double>(), pop = result["pop_test_ndcg@10"].get<double>();
+  std::printf("\nwhat this shows:\n"
+              "  - the training loss went from %.3f after epoch 1 to %.3f after epoch %d; validation NDCG@10 was best at\n"
+              "    epoch %d, and that epoch's weights are the ones tested and used above (%s);\n"
+              "  - test NDCG@10 %.4f is %.1f times the most-popular baseline's %.4f on the same users: %s.\n",
+              epochs.front()["loss"].get<double>(), epochs.back()["loss"].get<double>(), ran, best,
+              ran < train.epochs ? "training stopped when validation stopped improving" : "the last epoch allowed: more may help",
+              ndcg, ndcg / std::max(pop, 1e-12), pop,
+              ndcg > 1.5 * pop ? "the model learned which item follows which, not only which items are common"
+                               : "not clearly better than popularity yet; train longer or look at the data");
   return 0;
 }

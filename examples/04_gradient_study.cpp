@@ -1,8 +1,9 @@
 // examples/04_gradient_study.cpp: what a trained EulerFormer's rotation attention learned, and which
 // gradients taught it. Every result is written as SVG (look at it) and CSV (analyse it).
 //
-//   1. Two models trained on the bundled data, the same but for the phase contrastive loss (lamb > 0
-//      and lamb = 0), saved as checkpoints and loaded back; or your own checkpoint (--checkpoint).
+//   1. Two models trained on the bundled data, the same but for the phase contrastive loss (the default
+//      weight lamb = 1e-5, or --lamb, and lamb = 0), saved as checkpoints and loaded back; or your own
+//      checkpoint (--checkpoint).
 //   2. One batch of validation lists, forward with a Trace, three backward passes (cross-entropy,
 //      contrastive, total). The gradients of the loss with respect to delta and b of every layer, and
 //      with respect to the rotated phases theta~ (read from the tape), checked against the formulas of
@@ -12,12 +13,15 @@
 //   5. The long-term decay: the attention logit of the batch's (query, key) pairs moved to distance D,
 //      for the learned delta and b and for RoPE (delta = 1, b = 0); its derivative checked against
 //      -sum_t C_t sin(delta (theta_Q - theta_K) + b + D g_t) (docs/model.md section 7).
+//   6. What this shows: a paragraph computed from the results above.
 //
 // Run from the repository root:
 //     ./build/examples/example_gradient_study                 # trains both models (about 25 s on 2 free cores: 49 s of CPU)
 //     ./build/examples/example_gradient_study --fast          # tiny models, one epoch (what CI runs)
 //     ./build/examples/example_gradient_study --checkpoint run/best.safetensors [--compare other.safetensors]
-//     --out DIR (default gradient_study/), --data FILE (default data/synthetic.txt, the checkpoint's data)
+//     --out DIR (default gradient_study/), --data FILE (default data/synthetic.txt, the checkpoint's data),
+//     --min-user/--min-item/--min-rating (the filters the checkpoint was trained with; default: keep all),
+//     --lamb X (the contrastive weight of the first trained model; default 1e-5, the library's and the paper's)
 //
 // How the rotated phases are found: the tape is a flat list of nodes in creation order, each with an op
 // name. EulerFormer's attention records, per layer, euler_phase (theta~, [B, N, D/2]) and with_phase
@@ -28,6 +32,7 @@
 #include <euler/plot/csv.hpp>
 #include <euler/train/trainer.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -44,19 +49,25 @@ namespace {
 constexpr double kPi = std::numbers::pi;
 
 constexpr const char* kUsage =
-    "usage: example_gradient_study [--fast] [--checkpoint FILE [--compare FILE]] [--data FILE] [--out DIR]\n"
+    "usage: example_gradient_study [--fast] [--lamb X] [--checkpoint FILE [--compare FILE]] [--data FILE]\n"
+    "                              [--min-user N] [--min-item N] [--min-rating R] [--out DIR]\n"
     "  What a trained EulerFormer's rotation attention learned, and which gradients taught it: the gradients\n"
     "  with respect to delta, b and the rotated phases per layer (checked against docs/model.md), attention\n"
     "  maps, the phase distributions with and without the contrastive loss, and the long-term decay; each\n"
     "  as SVG and CSV. Run from the repository root.\n"
     "  (none)              train two small models on data/synthetic.txt, with and without the contrastive loss\n"
     "  --fast              tiny models, one epoch (what the tests run)\n"
+    "  --lamb X            contrastive weight of the first model (default 1e-5; the second has 0)\n"
     "  --checkpoint FILE   study this checkpoint instead; --compare FILE: a second one beside it\n"
     "  --data FILE         the data of the study batch (default data/synthetic.txt)\n"
+    "  --min-user N, --min-item N, --min-rating R\n"
+    "                      filter the data as the checkpoint's training did (euler train's flags; default: keep all)\n"
     "  --out DIR           where the files go (default gradient_study/)\n";
 
 struct Options {
   bool fast = false;
+  double lamb = 1e-5;  // the library's default contrastive weight (the authors')
+  DatasetOptions filters;
   std::string data = "data/synthetic.txt", out = "gradient_study", checkpoint, compare;
 };
 
@@ -70,6 +81,12 @@ void save(const Options& o, const std::string& name, const std::string& text) {
 }
 
 bool g_ok = true;
+std::vector<std::string> g_findings;  // the sentences of section 6, "what this shows"
+void finding(const char* format, auto... args) {
+  char line[1024];
+  std::snprintf(line, sizeof line, format, args...);
+  g_findings.push_back(line);
+}
 void check(const char* what, double error, double tolerance) {
   std::printf("  check: %-66s %.2e %s\n", what, error, error <= tolerance ? "ok" : "FAILED");
   g_ok = g_ok && error <= tolerance;
@@ -274,14 +291,19 @@ ModelStudy study(EulerFormer<float>& model, const StudyBatch& sb) {
 // s_t = delta (theta_Q - theta_K) + b = theta~_Q[m] - theta~_K[n] - (m - n) g_t is the semantic part.
 // As RoPE (delta = 1, b = 0) the semantic part is theta_Q - theta_K = (s_t - b) / delta.
 // Returns the curve and its derivative d/dD = -(1/H) sum_t lambda_Q lambda_K g_t sin(s_t + D g_t) / sqrt(d_h).
+// cos(s + D g) = cos s cos Dg - sin s sin Dg, so each channel needs only A_t = sum w cos s_t and
+// S_t = sum w sin s_t over the pairs: one pass over the pairs, then a cheap sum per distance (a batch of
+// 128 lists of 200 items has 2.6 million pairs; summing them again at each of 600 distances took minutes).
+struct DecaySums {
+  std::vector<double> g, A, S;  // [D/2] the frequencies, and the per-pair means of w cos s_t and w sin s_t
+};
 struct Decay {
   std::vector<double> value, slope;
 };
-Decay decay(const EulerFormerConfig& c, const LayerStudy& s, const StudyBatch& sb, const std::vector<double>& distances, bool as_rope) {
+DecaySums decay_sums(const EulerFormerConfig& c, const LayerStudy& s, const StudyBatch& sb, bool as_rope) {
   const int64_t B = sb.ids.size(0), N = sb.ids.size(1), P = c.hidden_size / 2;
-  std::vector<double> g(static_cast<size_t>(P));
+  std::vector<double> g(static_cast<size_t>(P)), A(static_cast<size_t>(P), 0.0), S(static_cast<size_t>(P), 0.0);
   for (int64_t t = 0; t < P; ++t) g[size_t(t)] = std::pow(10000.0, -2.0 * double(t) / c.hidden_size);
-  Decay d{std::vector<double>(distances.size(), 0.0), std::vector<double>(distances.size(), 0.0)};
   double scale = 1 / (std::sqrt(double(c.head_size())) * double(c.n_heads));
   int64_t pairs = 0;
   for (int64_t b = 0; b < B; ++b)
@@ -294,22 +316,37 @@ Decay decay(const EulerFormerConfig& c, const LayerStudy& s, const StudyBatch& s
           double semantic = s.phase_q[qi] - s.phase_k[ki] - double(m - n) * g[size_t(t)];
           if (as_rope) semantic = (semantic - s.bias) / s.delta;
           double weight = s.lambda_q[qi] * s.lambda_k[ki] * scale;
-          for (size_t k = 0; k < distances.size(); ++k) {
-            double angle = semantic + distances[k] * g[size_t(t)];
-            d.value[k] += weight * std::cos(angle);
-            d.slope[k] -= weight * g[size_t(t)] * std::sin(angle);
-          }
+          A[size_t(t)] += weight * std::cos(semantic);
+          S[size_t(t)] += weight * std::sin(semantic);
         }
       }
-  for (size_t k = 0; k < distances.size(); ++k) d.value[k] /= double(std::max<int64_t>(1, pairs)), d.slope[k] /= double(std::max<int64_t>(1, pairs));
+  const double per_pair = 1 / double(std::max<int64_t>(1, pairs));
+  for (int64_t t = 0; t < P; ++t) A[size_t(t)] *= per_pair, S[size_t(t)] *= per_pair;
+  return {g, A, S};
+}
+Decay decay(const DecaySums& sums, const std::vector<double>& distances) {
+  const std::vector<double>& g = sums.g;
+  Decay d{std::vector<double>(distances.size(), 0.0), std::vector<double>(distances.size(), 0.0)};
+  for (size_t k = 0; k < distances.size(); ++k)
+    for (size_t t = 0; t < g.size(); ++t) {
+      double turn = distances[k] * g[t], a = sums.A[t], sn = sums.S[t];
+      d.value[k] += a * std::cos(turn) - sn * std::sin(turn);            // sum w cos(s + D g)
+      d.slope[k] -= g[t] * (a * std::sin(turn) + sn * std::cos(turn));  // sum -w g sin(s + D g)
+    }
   return d;
 }
 
-// Circular concentration of phases: |mean of e^{i theta}|, 0 for uniform phases, 1 when all are equal.
+// Circular concentration of phases: |mean of e^{i theta}|, 0 for uniform phases, 1 when all are equal;
+// and where they point on average, arg(mean of e^{i theta}).
 double resultant_length(const std::vector<double>& phases) {
   double c = 0, s = 0;
   for (double p : phases) c += std::cos(p), s += std::sin(p);
   return phases.empty() ? 0 : std::hypot(c, s) / double(phases.size());
+}
+double mean_direction(const std::vector<double>& phases) {
+  double c = 0, s = 0;
+  for (double p : phases) c += std::cos(p), s += std::sin(p);
+  return std::atan2(s, c);
 }
 
 }  // namespace
@@ -322,6 +359,13 @@ int main(int argc, char** argv) try {
       if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
       return argv[++i];
     };
+    auto number = [&]() {
+      std::string text = value();
+      char* end = nullptr;
+      double x = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !std::isfinite(x)) throw std::invalid_argument(arg + " needs a number, not '" + text + "'");
+      return x;
+    };
     if (arg == "--help" || arg == "-h") {
       std::printf("%s", kUsage);
       return 0;
@@ -331,24 +375,35 @@ int main(int argc, char** argv) try {
     else if (arg == "--out") o.out = value();
     else if (arg == "--checkpoint") o.checkpoint = value();
     else if (arg == "--compare") o.compare = value();
+    else if (arg == "--lamb") o.lamb = number();
+    else if (arg == "--min-user") o.filters.min_user_interactions = int64_t(number());
+    else if (arg == "--min-item") o.filters.min_item_interactions = int64_t(number());
+    else if (arg == "--min-rating") o.filters.min_rating = number();
     else throw std::invalid_argument("unknown argument " + arg + " (example_gradient_study --help lists them)");
   }
   fs::create_directories(o.out);
-  Dataset data = load_dataset(o.data);
+  Dataset data = load_dataset(o.data, o.filters);
   Split split = leave_one_out(data);
 
   // ---- 1. the models ---------------------------------------------------------------------------
   std::printf("1. models\n");
   std::string main_file = o.checkpoint, compare_file = o.compare;
   if (main_file.empty()) {
-    main_file = train(o, data, 1e-2, "with_contrastive");
+    main_file = train(o, data, o.lamb, "with_contrastive");
     compare_file = train(o, data, 0.0, "without_contrastive");
   }
   std::vector<std::pair<std::string, EulerFormer<float>>> models;
-  models.emplace_back("with contrastive loss", load_model<float>(main_file));
-  if (!compare_file.empty()) models.emplace_back("without contrastive loss", load_model<float>(compare_file));
-  if (!o.checkpoint.empty()) models[0].first = fs::path(o.checkpoint).filename().string();
-  if (!o.compare.empty()) models[1].first = fs::path(o.compare).filename().string();
+  char lamb_name[64];
+  std::snprintf(lamb_name, sizeof lamb_name, "lamb %g", o.lamb);
+  models.emplace_back(lamb_name, load_model<float>(main_file));
+  if (!compare_file.empty()) models.emplace_back("lamb 0 (no contrastive)", load_model<float>(compare_file));
+  auto short_name = [](const std::string& path) {  // run/seed-1/best.safetensors -> seed-1/best.safetensors
+    fs::path p(path);
+    return p.has_parent_path() && p.parent_path().has_filename() ? (p.parent_path().filename() / p.filename()).string()
+                                                                  : p.filename().string();
+  };
+  if (!o.checkpoint.empty()) models[0].first = short_name(o.checkpoint);
+  if (!o.compare.empty()) models[1].first = short_name(o.compare);
   const EulerFormerConfig& c = models[0].second.config();
   for (auto& [name, m] : models) {
     const EulerFormerConfig& mc = m.config();
@@ -386,6 +441,10 @@ int main(int argc, char** argv) try {
       std::printf("   %-24s %5zu %8.4f %8.4f %12.4e %12.4e %12.4e %12.4e %12.4e %12.4e\n", models[k].first.c_str(), l, s.delta,
                   s.bias, s.d_delta_ce, s.d_delta_con, s.d_bias_ce, s.d_bias_con, aq, ak);
       grads.row({models[k].first, int(l), s.delta, s.bias, s.d_delta_ce, s.d_delta_con, s.d_bias_ce, s.d_bias_con, aq, ak});
+      finding("%s, layer %zu: delta %.3f, b %+.3f rad (RoPE: 1 and 0): a semantic phase difference of 1 rad counts as %.3f rad, "
+              "and every query is turned by %+.3f rad, before the position's angle is added%s",
+              models[k].first.c_str(), l, s.delta, s.bias, s.delta, s.bias,
+              std::abs(s.delta - 1) < 0.1 && std::abs(s.bias) < 0.1 ? " (within 0.1 of RoPE in both)" : "");
       plot::Series series{models[k].first + ", layer " + std::to_string(l) + ", queries", {}, {}};
       for (int64_t t = 0; t < P; ++t) {
         double sum = 0;
@@ -460,6 +519,9 @@ int main(int argc, char** argv) try {
                     100 * self / rows, 100 * previous / rows, 100 * older / rows);
       map.caption = line;
       std::printf("   layer %zu, head %lld: %s\n", l, (long long)h, line);
+      const char* most = self >= previous && self >= older ? "the item itself" : previous >= older ? "the previous item" : "older items";
+      finding("attention, layer %zu head %lld of the first list: most weight on %s (%.0f%% self, %.0f%% previous, %.0f%% older)", l,
+              (long long)h, most, 100 * self / rows, 100 * previous / rows, 100 * older / rows);
       plot::Csv csv({"query", "key", "attention"});
       for (int64_t m = 0; m < N; ++m)
         for (int64_t n = 0; n < N; ++n) csv.row({int(m), int(n), map.values[size_t(m * N + n)]});
@@ -473,8 +535,17 @@ int main(int argc, char** argv) try {
   for (size_t l = 0; l < studies[0].layers.size(); ++l) {
     for (size_t k = 0; k < models.size(); ++k) {
       const LayerStudy& s = studies[k].layers[l];
-      std::printf("   layer %zu, %-24s queries %.4f  keys %.4f\n", l, models[k].first.c_str(), resultant_length(s.rotated_q),
-                  resultant_length(s.rotated_k));
+      std::printf("   layer %zu, %-24s queries %.4f (mean direction %+.2f rad)  keys %.4f (%+.2f rad)\n", l, models[k].first.c_str(),
+                  resultant_length(s.rotated_q), mean_direction(s.rotated_q), resultant_length(s.rotated_k), mean_direction(s.rotated_k));
+    }
+    if (models.size() == 2 && models[0].second.config().lamb != models[1].second.config().lamb) {
+      double with_q = resultant_length(studies[0].layers[l].rotated_q), without_q = resultant_length(studies[1].layers[l].rotated_q);
+      double with_k = resultant_length(studies[0].layers[l].rotated_k), without_k = resultant_length(studies[1].layers[l].rotated_k);
+      finding("phases, layer %zu: concentration of the queries %.2f (%s) against %.2f (%s), of the keys %.2f against %.2f%s", l, with_q,
+              models[0].first.c_str(), without_q, models[1].first.c_str(), with_k, without_k,
+              with_q + with_k > 1.5 * (without_q + without_k) ? ": the first model's phases are drawn together"
+              : without_q + without_k > 1.5 * (with_q + with_k) ? ": the first model's phases are spread apart"
+                                                                : ": about the same spread");
     }
     for (const char* side : {"query", "key"}) {  // one picture each, the models overlaid
       plot::Histogram hist;
@@ -516,8 +587,10 @@ int main(int argc, char** argv) try {
   std::vector<std::vector<double>> table;
   for (size_t l = 0; l < studies[0].layers.size(); ++l) {
     const LayerStudy& s = studies[0].layers[l];
+    std::vector<double> learned;  // the learned curve, to set RoPE's beside it
     for (bool as_rope : {false, true}) {
-      Decay d = decay(c, s, sb, distances, as_rope);
+      DecaySums sums = decay_sums(c, s, sb, as_rope);
+      Decay d = decay(sums, distances);
       char name[96];
       std::snprintf(name, sizeof name, "layer %zu, %s", l, as_rope ? "as RoPE (delta 1, b 0)" : "learned delta, b");
       curve.series.push_back({name, distances, d.value});
@@ -527,16 +600,43 @@ int main(int argc, char** argv) try {
       std::vector<double> near = {0};
       double worst = 0, biggest = 1e-12;
       for (size_t k = 0; k < distances.size(); ++k) {
-        Decay around = decay(c, s, sb, {distances[k] - 1e-4, distances[k] + 1e-4}, as_rope);
+        Decay around = decay(sums, {distances[k] - 1e-4, distances[k] + 1e-4});
         double numeric = (around.value[1] - around.value[0]) / 2e-4;
         worst = std::max(worst, std::abs(numeric - d.slope[k]));
         biggest = std::max(biggest, std::abs(d.slope[k]));
         if (o.fast && k >= 8) break;  // a few distances are enough to check the formula
       }
-      int64_t falling = 0;
-      for (double v : d.slope) falling += v < 0;
-      std::printf("   %-40s logit %+.4f at D = 0, %+.4f at D = %lld; falls at %lld of %zu distances\n", name, d.value[0],
-                  d.value[size_t(N - 1)], (long long)(N - 1), (long long)falling, distances.size());
+      // Within the distances training saw (0 .. N-1): where the curve is highest and lowest.
+      auto first = d.value.begin(), last = d.value.begin() + N;
+      size_t top = size_t(std::max_element(first, last) - first), bottom = size_t(std::min_element(first, last) - first);
+      std::printf("   %-40s D = 0: %+.3f, highest %+.3f at D = %zu, lowest %+.3f at D = %zu, D = %lld: %+.3f\n", name, d.value[0],
+                  d.value[top], top, d.value[bottom], bottom, (long long)(N - 1), d.value[size_t(N - 1)]);
+      if (!as_rope) learned = d.value;
+      else {
+        double gap = 0;  // the largest difference between the learned curve and RoPE's within 0 .. N-1
+        for (int64_t k = 0; k < N; ++k) gap = std::max(gap, std::abs(learned[size_t(k)] - d.value[size_t(k)]));
+        size_t learned_top = size_t(std::max_element(learned.begin(), learned.begin() + N) - learned.begin());
+        size_t learned_bottom = size_t(std::min_element(learned.begin(), learned.begin() + N) - learned.begin());
+        // Decay, in one number per curve: the mean logit at the nearest distances (0, 1, 2) against the far half.
+        auto near_far = [N](const std::vector<double>& v) {
+          double near = (v[0] + v[1] + v[2]) / 3, far = 0;
+          for (int64_t k = N / 2; k < N; ++k) far += v[size_t(k)];
+          return std::pair{near, far / double(N - N / 2)};
+        };
+        auto [learned_near, learned_far] = near_far(learned);
+        auto [rope_near, rope_far] = near_far(d.value);
+        finding("decay, layer %zu: the mean logit is %+.2f at D = 0-2 and %+.2f over D = %lld-%lld with the learned delta and b (%s), "
+                "%+.2f and %+.2f as RoPE with the same content (%s); highest %+.2f at D = %zu and lowest %+.2f at D = %zu (learned), "
+                "%+.2f at D = %zu and %+.2f at D = %zu (RoPE); the curves differ by at most %.2f (%.0f%% of RoPE's range): %s",
+                l, learned_near, learned_far, (long long)(N / 2), (long long)(N - 1),
+                learned_far < learned_near ? "attention decays" : "no decay", rope_near, rope_far,
+                rope_far < rope_near ? "decays" : "no decay", learned[learned_top], learned_top, learned[learned_bottom],
+                learned_bottom, d.value[top], top, d.value[bottom], bottom, gap,
+                100 * gap / std::max(1e-12, d.value[top] - d.value[bottom]),
+                gap < 0.25 * std::max(1e-12, d.value[top] - d.value[bottom])
+                    ? "the decay (or its absence) comes from the content, W_Q and W_K, not from delta and b"
+                    : "delta and b change how attention depends on distance");
+      }
       std::snprintf(name, sizeof name, "layer %zu, %s: d logit/dD formula (relative)", l, as_rope ? "RoPE" : "learned");
       check(name, worst / biggest, 1e-5);
     }
@@ -565,6 +665,12 @@ int main(int argc, char** argv) try {
     csv.row(row);
   }
   save(o, "decay.csv", csv.str());
+
+  // ---- 6. what this shows ----------------------------------------------------------------------
+  std::printf("\n6. what this shows (computed from the results above)\n");
+  for (const std::string& line : g_findings) std::printf("   - %s\n", line.c_str());
+  std::printf("   - the gradients of delta and b and the decay's slope match their formulas (docs/model.md sections 4 and 7): %s\n",
+              g_ok ? "every check passed" : "A CHECK FAILED");
 
   std::printf("\nwrote %zu files to %s/\n%s\n", g_written.size(), o.out.c_str(), g_ok ? "all checks passed" : "SOME CHECK FAILED");
   return g_ok ? 0 : 1;

@@ -13,6 +13,8 @@
 #   ml-100k-p2   p2's settings on ML-100K (../shared/data/ml-100k/u.data, rating >= 3, 10-core, the
 #                defaults), patience 30 (939 validation users: noisier curves); about 5 min per seed
 #                and model.
+#   ml-100k-p2-ablation  p2-ablation's rows on ML-100K with ml-100k-p2's settings; about 5-10 min per
+#                seed and row.
 #   p1           the paper's protocol (RecBole): history kept in the ranking, N = 50, a loss per
 #                prefix, the authors' model settings and batch 4,096, patience 15; one seed. About 40
 #                times p2's compute per epoch: several hours per row on 2 cores.
@@ -72,11 +74,23 @@ for table in "${@:-p2}"; do
       row ml-100k-p2 eulerformer "${ml100k_p2[@]}" "${p2[@]}" --pos euler
       "$euler" report runs/ml-100k-p2/sasrec runs/ml-100k-p2/rope runs/ml-100k-p2/eulerformer \
         --labels "SASRec,RoPE,EulerFormer" --paired ;;
+    ml-100k-p2-ablation)
+      row ml-100k-p2 eulerformer "${ml100k_p2[@]}" "${p2[@]}" --pos euler
+      row ml-100k-p2-ablation no-contrastive "${ml100k_p2[@]}" "${p2[@]}" --pos euler --lamb 0
+      row ml-100k-p2-ablation no-bias "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-euler-bias
+      row ml-100k-p2-ablation no-adaptation "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-adaptation
+      row ml-100k-p2-ablation no-input-rotary "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-input-rotary
+      row ml-100k-p2-ablation vector-delta "${ml100k_p2[@]}" "${p2[@]}" --pos euler --delta-shape vector
+      "$euler" report runs/ml-100k-p2/eulerformer runs/ml-100k-p2-ablation/no-contrastive \
+        runs/ml-100k-p2-ablation/no-bias runs/ml-100k-p2-ablation/no-adaptation \
+        runs/ml-100k-p2-ablation/no-input-rotary runs/ml-100k-p2-ablation/vector-delta \
+        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta" \
+        --paired ;;
     p1)
       row p1 sasrec "${p1[@]}" --pos learned
       row p1 rope "${p1[@]}" --pos rope
       row p1 eulerformer "${p1[@]}" --pos euler
       "$euler" report runs/p1/sasrec runs/p1/rope runs/p1/eulerformer --labels "SASRec,RoPE,EulerFormer" --paired ;;
-    *) echo "reproduce.sh: unknown table '$table' (expected p2, p2-ablation, ml-100k-p2 or p1)" >&2; exit 2 ;;
+    *) echo "reproduce.sh: unknown table '$table' (expected p2, p2-ablation, ml-100k-p2, ml-100k-p2-ablation or p1)" >&2; exit 2 ;;
   esac
 done
