@@ -6,6 +6,7 @@
 //
 //     euler_svg_gallery DIR
 #include <euler/plot/charts.hpp>
+#include <euler/plot/plane.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -168,6 +169,22 @@ int main(int argc, char** argv) {
     g.title = "no values";
     g.series = {{"empty", {}}};
     save("histogram_empty.svg", g.svg());
+  }
+  {  // arrows in the plane: a rotation with its arcs; then zero, non-finite, huge and tiny tips, odd text
+    PlanePlot p;
+    p.title = "a rotation by 1.2 rad";
+    p.arrows = {{"q", std::polar(0.8, 0.4), 0, true}, {"q e^{1.2i}", std::polar(0.8, 1.6), 0}, {"k", std::polar(1.3, -2.5), 1}};
+    p.arcs = {{"1.2 rad", 0.4, 1.6, 0.4, 2}};
+    p.mark_negative_real = true;
+    p.caption = "the arrow keeps its length; its angle grows by 1.2 rad";
+    save("plane_rotation.svg", p.svg());
+    PlanePlot awkward;
+    awkward.title = "zero, NaN, huge and tiny tips; <markup> & \xff";
+    awkward.arrows = {{"zero", {0, 0}, 0}, {"NaN", {nan, 1}, 1}, {"huge", {1e9, -1e9}, 2}, {"tiny", {1e-12, 0}, 3},
+                      {"a <label> with \"quotes\"", {0, 1}, 4}};
+    awkward.arcs = {{"", 0, nan, 0.3, 0}, {"full turn", 0, 2 * std::numbers::pi, 0.5, 1}};
+    save("plane_awkward.svg", awkward.svg());
+    save("plane_empty.svg", PlanePlot{}.svg());
   }
   std::printf("euler_svg_gallery: wrote %d SVG files to %s\n", written, dir.c_str());
   return 0;

@@ -8,6 +8,7 @@
 
 #include <euler/plot/charts.hpp>
 #include <euler/plot/csv.hpp>
+#include <euler/plot/plane.hpp>
 #include <euler/plot/training_curves.hpp>
 
 
@@ -273,6 +274,34 @@ TEST_CASE("Heatmap: the diagonal marked, a caption, a robust colour range") {
   CHECK(robust.find(">0.010</text>") != std::string::npos);  // the bar spans about +-0.01
   CHECK(robust.find(">-0.010</text>") != std::string::npos);
   CHECK(robust.find(diverging(1)) != std::string::npos);    // the outlier takes the end colour
+}
+
+TEST_CASE("PlanePlot: arrows from the origin on one scale, arcs, the negative real axis, bad tips noted") {
+  PlanePlot p;
+  p.size = 400;
+  p.arrows = {{"q", {1, 0}, 0}, {"2i", {0, 2}, 1, true}, {"<b>", {-1, 0}, 2}};
+  std::string svg = p.svg();
+  CHECK(xml_problem(svg) == "");
+  CHECK(count_of(svg, "<polygon") == 3);                 // one arrowhead each
+  CHECK(svg.find(">&lt;b&gt;</text>") != std::string::npos);  // labels escaped
+  // One scale: the longest arrow (|2i| = 2) sets it, the drawing area is 2 * 1.15 * 2 units wide, so a
+  // unit is 400 / 4.6 px on both axes; the tip of q is that far right of the centre.
+  const double unit = 400 / 4.6, centre_x = (400 + 2 * 70) / 2.0;  // 70 px of margin on each side
+  CHECK(svg.find("points=\"" + coord(centre_x + unit) + ",") != std::string::npos);     // q's arrowhead starts at its tip
+  CHECK(svg.find("points=\"" + coord(centre_x - unit) + ",") != std::string::npos);     // and -1's, as far to the left
+  CHECK(count_of(svg, "stroke=\"#D55E00\" stroke-width=\"3.00\"") == 0);
+  p.mark_negative_real = true;
+  p.arcs = {{"1 rad", 0, 1, 0.5, 0}};
+  p.arrows.push_back({"lost", {kNan, 1}, 3});
+  p.arrows.push_back({"zero", {0, 0}, 4});
+  p.caption = "what it shows";
+  svg = p.svg();
+  CHECK(xml_problem(svg) == "");
+  CHECK(count_of(svg, "stroke=\"#D55E00\" stroke-width=\"3.00\"") == 1);  // the negative real axis
+  CHECK(svg.find(">1 rad</text>") != std::string::npos);
+  CHECK(svg.find("what it shows (1 arrow with a non-finite tip left out)") != std::string::npos);
+  CHECK(svg.find("nan") == std::string::npos);
+  CHECK(count_of(svg, "<circle") == 1);  // the zero vector is a dot
 }
 
 TEST_CASE("Histogram: bins, shares, values left out") {
