@@ -1,6 +1,7 @@
 # EulerInstall.cmake: install the headers and an exported euler::euler with a package config, so that
 #   find_package(euler CONFIG REQUIRED)  +  target_link_libraries(app PRIVATE euler::euler)
-# works against `cmake --install <build> --prefix <prefix>`.
+# works against `cmake --install <build> --prefix <prefix>`; and a pkg-config file (share/pkgconfig/
+# euler.pc, relocatable) for builds without CMake: c++ $(pkg-config --cflags --libs euler) app.cpp
 include_guard(GLOBAL)
 include(CMakePackageConfigHelpers)
 
@@ -29,3 +30,12 @@ write_basic_package_version_file(
   ARCH_INDEPENDENT)
 install(FILES "${PROJECT_BINARY_DIR}/eulerConfig.cmake" "${PROJECT_BINARY_DIR}/eulerConfigVersion.cmake"
         DESTINATION "${EULER_INSTALL_CMAKEDIR}")
+
+# pkg-config: the same usage requirements (C++20, the headers, Eigen, threads, nlohmann-json when
+# this build found it), with the prefix taken from where the file lies, so a moved prefix still works.
+set(EULER_PC_REQUIRES_JSON "")
+if(EULER_WITH_JSON)
+  set(EULER_PC_REQUIRES_JSON ", nlohmann_json >= 3")
+endif()
+configure_file("${PROJECT_SOURCE_DIR}/cmake/euler.pc.in" "${PROJECT_BINARY_DIR}/euler.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/euler.pc" DESTINATION "${CMAKE_INSTALL_DATADIR}/pkgconfig")
