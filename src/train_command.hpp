@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -104,6 +105,25 @@ inline nlohmann::json summarize_seeds(const std::vector<uint64_t>& seeds, const 
 }
 
 // The command line as one string, arguments with spaces or quotes in single quotes.
+// A new directory parent/YYYY-MM-DD-HHMMSS-POS (local time; -2, -3, ... when a run of the same second
+// has it), created here, so two commands started together never share one.
+inline std::string new_run_directory(const std::string& parent, const std::string& pos) {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d-%H%M%S", &local);
+  std::error_code error;
+  std::filesystem::create_directories(parent, error);
+  if (error) throw IoError(parent + ": cannot create the directory for runs: " + error.message());
+  for (int k = 1; k <= 100; ++k) {
+    std::string name = (std::filesystem::path(parent) / (std::string(stamp) + "-" + pos + (k > 1 ? "-" + std::to_string(k) : ""))).string();
+    if (std::filesystem::create_directory(name, error)) return name;
+    if (error) throw IoError(name + ": cannot create the run directory: " + error.message());
+  }
+  throw IoError(parent + ": 100 runs started in the second " + stamp + "; give --out");
+}
+
 inline std::string command_line(const std::string& program, int argc, char** argv) {
   std::string line = program;
   for (int i = 0; i < argc; ++i) {
@@ -184,13 +204,16 @@ inline int train_command(int argc, char** argv) {
       ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
       ("all-windows", "--objective all: train on every window of N+1 items of a long history each epoch, "
        "not only the last one (SASRec's and RecBole's way)")
-      ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl", cxxopts::value<std::string>())
+      ("out", "directory for checkpoint.safetensors, best.safetensors and log.jsonl (default: a new runs/DATE-TIME-POS; "
+       "with --resume: none)", cxxopts::value<std::string>())
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
       ("on-nonfinite", "a step with a NaN or inf loss or gradient: stop (name the op and exit) | skip (no update)",
        cxxopts::value<std::string>()->default_value("stop"))
       ("plot", "directory for the training curves: loss and validation metrics per epoch as SVG (with pos euler also delta, b, their gradients and the phases), and curves.csv",
        cxxopts::value<std::string>())
       ("quiet", "no per-epoch lines or progress bar")
+      ("progress-every", "when stderr is not a terminal (nohup, CI), a progress line every this many seconds "
+       "inside an epoch (0: none)", cxxopts::value<double>()->default_value("30"))
       ("h,help", "show this help");
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
@@ -257,6 +280,9 @@ inline int train_command(int argc, char** argv) {
   t.max_memory = memory_limit(args);
   t.verbose = t.progress = args.count("quiet") == 0;
   t.on_nonfinite = parse_enum<NonFiniteAction>("--on-nonfinite", args["on-nonfinite"].as<std::string>());
+  t.progress_every = args["progress-every"].as<double>();
+  if (!(t.progress_every >= 0 && std::isfinite(t.progress_every)))
+    throw cxxopts::exceptions::exception("--progress-every must be a finite number of seconds >= 0");
   if (args.count("out")) t.out_dir = args["out"].as<std::string>();
   if (t.epochs < 1) throw cxxopts::exceptions::exception("--epochs must be >= 1");
   if (t.batch_size < 1) throw cxxopts::exceptions::exception("--batch-size must be >= 1");
@@ -298,6 +324,13 @@ inline int train_command(int argc, char** argv) {
 
   set_num_threads(t.threads);
   Dataset data = load_data(args, t.verbose);
+  // No --out (and nothing to resume): a new directory, once the data has been read, so a trained model
+  // is never thrown away.
+  if (!args.count("out") && !args.count("resume")) {
+    t.out_dir = new_run_directory("runs", to_string(c.pos));
+    std::cerr << "writing the run to " << t.out_dir << " (--out DIR to choose)\n";
+    if (args.count("seeds")) out_lock.emplace(lock_output_directory(t.out_dir));
+  }
   RunSettings run;
   run.keep_bytes = int64_t(keep_mb) << 20;
   run.device = device;

@@ -99,6 +99,38 @@ TEST_CASE("euler train, eval and recommend on a small file") {
   CHECK(recomputed["test_ndcg@10"].get<double>() == result["test_ndcg@10"].get<double>());
 }
 
+TEST_CASE("euler train without --out keeps the run in a new runs/ directory; progress lines in a log") {
+  SyntheticConfig s;
+  s.users = 120;
+  fs::path dir = euler_test::scratch_dir("cli_train_default_out");
+  std::string data = (dir / "small.txt").string(), log = (dir / "log").string();
+  std::ofstream(data) << to_s3rec_text(generate_synthetic(s));
+  // stderr is a file here, not a terminal: a plain progress line every --progress-every seconds.
+  std::string command = "cd " + dir.string() + " && " + EULER_CLI_PATH + " train --data small.txt --max-len 10 --hidden 8 --inner 16" +
+                        " --layers 1 --min-user 0 --min-item 0 --objective all --epochs 1 --batch-size 8 --threads 1" +
+                        " --progress-every 0.000001 --pos rope > log 2>&1";
+  REQUIRE(std::system(command.c_str()) == 0);
+  std::string text = read_file(log);
+  CHECK(text.find("writing the run to runs/") != std::string::npos);
+  CHECK(text.find("-rope (--out DIR to choose)") != std::string::npos);
+  CHECK(text.find("\r") == std::string::npos);  // no terminal bar in a log
+  size_t at = text.find("epoch 1  ");
+  REQUIRE(at != std::string::npos);
+  std::string line = text.substr(at, text.find('\n', at) - at);
+  CHECK(line.find("%  ") != std::string::npos);
+  CHECK(line.find(" seq/s  ETA ") != std::string::npos);
+  std::vector<fs::path> runs;
+  for (const auto& entry : fs::directory_iterator(dir / "runs")) runs.push_back(entry.path());
+  REQUIRE(runs.size() == 1);
+  for (const char* file : {"best.safetensors", "checkpoint.safetensors", "log.jsonl", "result.json"})
+    CHECK_MESSAGE(fs::exists(runs[0] / file), file);
+  // A second run started in the same second gets its own directory.
+  REQUIRE(std::system(command.c_str()) == 0);
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir / "runs")) ++count;
+  CHECK(count == 2);
+}
+
 TEST_CASE("euler train and friends: bad invocations give a clear message and a non-zero exit") {
   std::string log = temp_path("err"), data = temp_path("tiny.txt");
   std::ofstream(data) << "1 1 2 3 4\n2 2 3 4 5\n";

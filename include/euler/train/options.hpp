@@ -37,7 +37,8 @@ struct TrainOptions {
   bool all_windows = false;      // objective all: every window of N + 1 items of a long user, not only the last
   int64_t max_memory = 0;        // bytes a run may take by its estimate (train/memory.hpp); 0: default_memory_limit()
   std::string out_dir;           // checkpoints and the log; empty: none
-  bool progress = true;          // a progress bar when stderr is a terminal
+  bool progress = true;          // a progress bar when stderr is a terminal; otherwise plain lines:
+  double progress_every = 30;    // seconds between them (train/progress.hpp); 0: none
   bool verbose = true;           // one line per epoch on stderr
   NonFiniteAction on_nonfinite = NonFiniteAction::stop;  // a NaN/inf step: stop, or skip it
 

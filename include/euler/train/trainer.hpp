@@ -70,6 +70,7 @@
 #include "euler/train/metrics.hpp"
 #include "euler/train/optimizer.hpp"
 #include "euler/train/options.hpp"
+#include "euler/train/progress.hpp"
 #include "euler/train/rotation_watch.hpp"
 
 namespace euler {
@@ -586,6 +587,7 @@ class Trainer {
     double loss_sum = 0, ce_sum = 0, con_sum = 0;
     int64_t steps = 0, done = 0, total = int64_t(examples.size());
     auto start = std::chrono::steady_clock::now();
+    last_progress_ = start;
     Tape<T> tape;
     Context<T> ctx{tape, model_.parameters(), /*dropout_on=*/true, rng_};
     Tensor<int32_t> ids_buffer({B, N});  // reused by every batch (the last may use fewer rows)
@@ -688,14 +690,24 @@ class Trainer {
     return ". Training stopped" + std::string(options_.out_dir.empty() ? "" : " before the first checkpoint") + advice;
   }
 
-  void progress(int64_t done, int64_t total, std::chrono::steady_clock::time_point start) const {
-    if (!options_.progress || !isatty(2)) return;
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // In-epoch progress (train/progress.hpp): a bar on a terminal, else a line every progress_every seconds.
+  void progress(int64_t done, int64_t total, std::chrono::steady_clock::time_point start) {
+    if (!options_.progress) return;
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - start).count();
+    if (!isatty(2)) {
+      if (options_.progress_every <= 0 || done >= total ||
+          std::chrono::duration<double>(now - last_progress_).count() < options_.progress_every)
+        return;
+      last_progress_ = now;
+      std::fprintf(stderr, "%s\n", progress_line(state_.epoch + 1, done, total, elapsed).c_str());
+      return;
+    }
     double rate = double(done) / std::max(elapsed, 1e-9);
-    double eta = double(total - done) / std::max(rate, 1e-9);
     int width = 30, filled = int(double(width) * double(done) / double(std::max<int64_t>(1, total)));
-    std::fprintf(stderr, "\repoch %d [%.*s%*s] %3d%% %8.0f seq/s ETA %5.1fs", state_.epoch + 1, filled,
-                 "==============================", width - filled, "", int(100 * done / std::max<int64_t>(1, total)), rate, eta);
+    std::fprintf(stderr, "\repoch %d [%.*s%*s] %3d%% %8.0f seq/s ETA %-8s", state_.epoch + 1, filled,
+                 "==============================", width - filled, "", int(100 * done / std::max<int64_t>(1, total)), rate,
+                 format_duration(double(total - done) / std::max(rate, 1e-9)).c_str());
     std::fflush(stderr);
   }
 
@@ -740,6 +752,7 @@ class Trainer {
   int saved_epoch_ = 0;       // the epoch of the last checkpoint this run wrote (0: none)
   std::string resumed_from_;  // the checkpoint resume() read
   std::string command_;       // recorded in result.json
+  std::chrono::steady_clock::time_point last_progress_{};  // when progress() last wrote a plain line
   Tensor<T> best_;
   StepBackend<T>* backend_ = nullptr;
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
