@@ -104,7 +104,6 @@ inline nlohmann::json summarize_seeds(const std::vector<uint64_t>& seeds, const 
   return summary;
 }
 
-// The command line as one string, arguments with spaces or quotes in single quotes.
 // A new directory parent/YYYY-MM-DD-HHMMSS-POS (local time; -2, -3, ... when a run of the same second
 // has it), created here, so two commands started together never share one.
 inline std::string new_run_directory(const std::string& parent, const std::string& pos) {
@@ -124,6 +123,7 @@ inline std::string new_run_directory(const std::string& parent, const std::strin
   throw IoError(parent + ": 100 runs started in the second " + stamp + "; give --out");
 }
 
+// The command line as one string, arguments with spaces or quotes in single quotes.
 inline std::string command_line(const std::string& program, int argc, char** argv) {
   std::string line = program;
   for (int i = 0; i < argc; ++i) {
