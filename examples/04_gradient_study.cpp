@@ -597,7 +597,6 @@ int main(int argc, char** argv) try {
       columns.push_back(name);
       table.push_back(d.value);
       // The derivative formula against central differences of the curve itself.
-      std::vector<double> near = {0};
       double worst = 0, biggest = 1e-12;
       for (size_t k = 0; k < distances.size(); ++k) {
         Decay around = decay(sums, {distances[k] - 1e-4, distances[k] + 1e-4});
