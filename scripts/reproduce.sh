@@ -81,10 +81,15 @@ for table in "${@:-p2}"; do
       row ml-100k-p2-ablation no-adaptation "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-adaptation
       row ml-100k-p2-ablation no-input-rotary "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-input-rotary
       row ml-100k-p2-ablation vector-delta "${ml100k_p2[@]}" "${p2[@]}" --pos euler --delta-shape vector
+      # All four off: RoPE's rotation plus SASRec's absolute position table, which EulerFormer keeps.
+      row ml-100k-p2-ablation rope-plus-absolute "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-adaptation \
+        --no-input-rotary --lamb 0
+      row ml-100k-p2 rope "${ml100k_p2[@]}" "${p2[@]}" --pos rope
       "$euler" report runs/ml-100k-p2/eulerformer runs/ml-100k-p2-ablation/no-contrastive \
         runs/ml-100k-p2-ablation/no-bias runs/ml-100k-p2-ablation/no-adaptation \
         runs/ml-100k-p2-ablation/no-input-rotary runs/ml-100k-p2-ablation/vector-delta \
-        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta" \
+        runs/ml-100k-p2-ablation/rope-plus-absolute runs/ml-100k-p2/rope \
+        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,RoPE" \
         --paired ;;
     p1)
       row p1 sasrec "${p1[@]}" --pos learned
