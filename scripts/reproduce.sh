@@ -9,7 +9,8 @@
 #                About 30-40 min per seed and model on 2 cores (16-25 s per epoch, 60-100 epochs).
 #   p2-ablation  EulerFormer without the contrastive loss, without the phase bias b, without the
 #                adaptation (delta fixed at its initial 1, no b), without the input rotary table, and
-#                with a vector delta, under p2's settings and seeds. About the same time per row as p2.
+#                with a vector delta, and RoPE + SASRec's absolute position table (all four off), under
+#                p2's settings and seeds. About the same time per row as p2.
 #   ml-100k-p2   p2's settings on ML-100K (../shared/data/ml-100k/u.data, rating >= 3, 10-core, the
 #                defaults), patience 30 (939 validation users: noisier curves); about 5 min per seed
 #                and model.
@@ -64,9 +65,12 @@ for table in "${@:-p2}"; do
       row p2-ablation no-adaptation "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-adaptation
       row p2-ablation no-input-rotary "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-input-rotary
       row p2-ablation vector-delta "${ml1m_p2[@]}" "${p2[@]}" --pos euler --delta-shape vector
+      row p2-ablation rope-plus-absolute "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-adaptation --no-input-rotary --lamb 0
+      row p2 rope "${ml1m_p2[@]}" "${p2[@]}" --pos rope
       "$euler" report runs/p2/eulerformer runs/p2-ablation/no-contrastive runs/p2-ablation/no-bias \
         runs/p2-ablation/no-adaptation runs/p2-ablation/no-input-rotary runs/p2-ablation/vector-delta \
-        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta" \
+        runs/p2-ablation/rope-plus-absolute runs/p2/rope \
+        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,RoPE" \
         --paired ;;
     ml-100k-p2)
       row ml-100k-p2 sasrec "${ml100k_p2[@]}" "${p2[@]}" --pos learned
