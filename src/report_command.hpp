@@ -9,6 +9,7 @@
 
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
+#include <euler/train/progress.hpp>
 
 #include <algorithm>
 #include <array>
@@ -373,16 +374,6 @@ inline std::string fixed(double x, const char* format = "%.4f") {
   return text;
 }
 
-// 1234567 -> "1,234,567".
-inline std::string with_commas(int64_t x) {
-  std::string digits = std::to_string(x < 0 ? -x : x), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return x < 0 ? "-" + out : out;
-}
-
 // "0.3100 ± 0.0100", or "0.3100" for one seed.
 inline std::string mean_sd_cell(const json& stat) {
   std::string mean = fixed(stat["mean"].get<double>());
@@ -417,8 +408,8 @@ inline std::string joined(const json& list, const json& second = nullptr) {
 inline std::string markdown(const json& report) {
   std::ostringstream out;
   const json& data = report["data"];
-  out << "Data: `" << shown(data["source"]) << "`, " << with_commas(data["users"].get<int64_t>()) << " users, "
-      << with_commas(data["items"].get<int64_t>()) << " items, " << with_commas(data["interactions"].get<int64_t>())
+  out << "Data: `" << shown(data["source"]) << "`, " << format_count(data["users"].get<double>()) << " users, "
+      << format_count(data["items"].get<double>()) << " items, " << format_count(data["interactions"].get<double>())
       << " interactions.\n\nSettings shared by all rows (seed and threads aside):";
   std::string separator = " ";
   for (const auto& [key, value] : report["shared_settings"].items()) {
@@ -437,7 +428,7 @@ inline std::string markdown(const json& report) {
     out << table_row({shown(row["model"]), joined(row["seeds"]), mean_sd_cell(row["test_hr@10"]),
                       mean_sd_cell(row["test_ndcg@10"]), mean_sd_cell(row["test_mrr@10"]), mean_sd_cell(row["valid_ndcg@10"]),
                       joined(row["best_epochs"], row["last_epochs"]),
-                      with_commas(std::llround(row["training_seconds"].get<double>())) + " s"});
+                      format_count(row["training_seconds"].get<double>()) + " s"});
     if (row.contains("settings"))
       for (const auto& [key, value] : row["settings"].items()) differing.insert(key);
     rotation = rotation || row.contains("rotation");
@@ -468,7 +459,7 @@ inline std::string markdown(const json& report) {
            "z = mean / error:\n"
         << table_header({"difference", "users", "HR@10", "NDCG@10", "MRR@10"});
     for (const json& d : report["paired"])
-      out << table_row({shown(d["model"]) + " minus " + shown(d["minus"]), with_commas(d["users"].get<int64_t>()),
+      out << table_row({shown(d["model"]) + " minus " + shown(d["minus"]), format_count(d["users"].get<double>()),
                         difference_cell(d["test_hr@10"]), difference_cell(d["test_ndcg@10"]), difference_cell(d["test_mrr@10"])});
     out << "\nThe error covers the draw of users, not of training seeds (a row's per-user metric is its mean over its "
            "seeds).\n";
