@@ -31,11 +31,13 @@ import torch
 import torch.nn.functional as F
 
 # (name, config): every positional scheme on the SASRec backbone with both objectives, the authors'
-# and the masked contrastive modes, the paper's vector delta, and the BERT4Rec backbone.
+# and the masked contrastive modes, the paper's vector delta, the BERT4Rec backbone, and EulerFormer
+# without the absolute position table.
 BASE = {"n_layers": 2, "n_heads": 2, "hidden_size": 4, "inner_size": 8, "MAX_ITEM_LIST_LENGTH": 5, "n_items": 7,
         "hidden_act": "gelu", "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0,
         "euler_bias": True, "tep": 0.7, "lamb": 0.3, "delta_shape": "scalar", "contrastive_mode": "authors",
-        "input_rotary": True, "adaptation": True, "differential_rotation": True, "learnable_freq": False}
+        "input_rotary": True, "adaptation": True, "differential_rotation": True, "learnable_freq": False,
+        "absolute_positions": True}
 CASES = [
     ("euler_last", {"pos": "euler", "backbone": "sasrec", "objective": "last"}),
     ("euler_all", {"pos": "euler", "backbone": "sasrec", "objective": "all"}),
@@ -50,6 +52,7 @@ CASES = [
     ("euler_bert4rec", {"pos": "euler", "backbone": "bert4rec", "objective": "all"}),
     ("rope_bert4rec", {"pos": "rope", "backbone": "bert4rec", "objective": "all"}),
     ("sasrec_bert4rec", {"pos": "learned", "backbone": "bert4rec", "objective": "all"}),
+    ("euler_no_absolute_positions", {"pos": "euler", "backbone": "sasrec", "objective": "all", "absolute_positions": False}),
 ]
 
 
@@ -67,7 +70,7 @@ def parameters(c, gen):
         return lo + (hi - lo) * torch.rand(tuple(shape), generator=gen, dtype=torch.float64)
 
     p = {"item_embedding.weight": normal(rows, D)}
-    if c["pos"] in ("learned", "euler"):
+    if c["pos"] == "learned" or (euler and c["absolute_positions"]):
         p["position_embedding.weight"] = normal(N, D)
     if euler and c["input_rotary"]:
         p["rotary_embedding.weight"] = normal(N, half, std=1.0)

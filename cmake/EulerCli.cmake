@@ -11,6 +11,18 @@ euler_target_defaults(euler_cli)
 if(TARGET cxxopts::cxxopts)
   target_link_libraries(euler_cli PRIVATE cxxopts::cxxopts)
 endif()
+# yaml-cpp (Debian: libyaml-cpp-dev) reads RecBole's YAML configs (euler train --config FILE.yaml); without
+# it the program reads JSON configs only and says so when given a .yaml file.
+find_package(yaml-cpp CONFIG QUIET)
+set(EULER_WITH_YAML OFF)
+foreach(_target yaml-cpp::yaml-cpp yaml-cpp)
+  if(NOT EULER_WITH_YAML AND TARGET ${_target})
+    target_link_libraries(euler_cli PRIVATE ${_target})
+    set(EULER_WITH_YAML ON)
+  endif()
+endforeach()
+target_compile_definitions(euler_cli PRIVATE EULER_WITH_YAML=$<BOOL:${EULER_WITH_YAML}>)
+message(STATUS "euler: the command-line program reads YAML configs: ${EULER_WITH_YAML}")
 if(TARGET euler::cuda)  # euler train --device cuda
   target_link_libraries(euler_cli PRIVATE euler::cuda)
 endif()

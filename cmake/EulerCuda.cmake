@@ -10,7 +10,8 @@
 # sm_80, which also runs on sm_86/sm_89, and sm_90 (H100/H200) plus its PTX, which newer GPUs compile at
 # load time). Under EULER_SANITIZE the AUTO mode leaves CUDA out (ASan and the CUDA runtime do not mix).
 #
-# Sets EULER_WITH_CUDA (ON/OFF). Code linking euler::cuda gets the definition EULER_WITH_CUDA=1.
+# Sets EULER_WITH_CUDA (ON/OFF). Code linking euler::cuda gets the definition EULER_WITH_CUDA=1. When
+# built, the library is installed (lib/libeuler_cuda.a) and exported as euler::cuda (eulerCudaTargets).
 include_guard(GLOBAL)
 
 set(EULER_WITH_CUDA OFF)
@@ -73,16 +74,24 @@ endif()
 
 add_library(euler_cuda STATIC "${PROJECT_SOURCE_DIR}/src/cuda/euler_cuda.cu")
 add_library(euler::cuda ALIAS euler_cuda)
-target_include_directories(euler_cuda PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>)
+target_include_directories(euler_cuda PUBLIC
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+  $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_link_libraries(euler_cuda PUBLIC CUDA::cudart_static CUDA::cublas)
 target_compile_definitions(euler_cuda INTERFACE EULER_WITH_CUDA=1)
+target_compile_features(euler_cuda INTERFACE cxx_std_20)  # its header, in the consumer's C++ code
 target_compile_options(euler_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)  # the host compiler's warnings
 set_target_properties(euler_cuda PROPERTIES
   CUDA_STANDARD 20
   CUDA_STANDARD_REQUIRED ON
   CUDA_EXTENSIONS OFF
   CUDA_RUNTIME_LIBRARY None        # the static runtime comes from CUDA::cudart_static above
-  POSITION_INDEPENDENT_CODE ON)
+  POSITION_INDEPENDENT_CODE ON
+  EXPORT_NAME cuda)
+# Installed and exported beside euler::euler: find_package(euler CONFIG REQUIRED COMPONENTS cuda)
+# gives euler::cuda (eulerConfig.cmake finds the CUDA toolkit it links against).
+install(TARGETS euler_cuda EXPORT eulerCudaTargets ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+install(EXPORT eulerCudaTargets NAMESPACE euler:: DESTINATION "${EULER_INSTALL_CMAKEDIR}")
 set(EULER_WITH_CUDA ON)
 message(STATUS "euler: CUDA backend euler::cuda with nvcc ${CMAKE_CUDA_COMPILER_VERSION} (${CMAKE_CUDA_COMPILER}), "
                "architectures ${CMAKE_CUDA_ARCHITECTURES}")

@@ -38,23 +38,24 @@ detect_os() {
 os="${EULER_DEPS_OS:-$(detect_os)}"
 
 # What euler needs, per system: a C++20 compiler and make, CMake >= 3.20, Eigen 3.4, doctest (tests),
-# cxxopts (the command-line programs), nlohmann-json (configs, reports), rsvg-convert (the tests
+# cxxopts (the command-line programs), nlohmann-json (configs, reports), yaml-cpp (RecBole's YAML
+# configs for euler train --config), rsvg-convert (the tests
 # render every SVG euler writes to PNG), pkg-config (a test builds against the installed euler.pc); for --fuzz clang and its libFuzzer/sanitizer runtimes.
 case "$os" in
   debian)
-    packages=(build-essential cmake pkgconf libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev librsvg2-bin)
+    packages=(build-essential cmake pkgconf libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libyaml-cpp-dev librsvg2-bin)
     [ $fuzz = 1 ] && packages+=(clang-14 libclang-rt-14-dev)
     installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; } ;;
   fedora)
-    packages=(gcc-c++ make cmake pkgconf-pkg-config eigen3-devel doctest-devel cxxopts-devel json-devel librsvg2-tools)
+    packages=(gcc-c++ make cmake pkgconf-pkg-config eigen3-devel doctest-devel cxxopts-devel json-devel yaml-cpp-devel librsvg2-tools)
     [ $fuzz = 1 ] && packages+=(clang compiler-rt)
     installed() { rpm -q "$1" >/dev/null 2>&1; } ;;
   arch)
-    packages=(base-devel cmake pkgconf eigen doctest cxxopts nlohmann-json librsvg)
+    packages=(base-devel cmake pkgconf eigen doctest cxxopts nlohmann-json yaml-cpp librsvg)
     [ $fuzz = 1 ] && packages+=(clang compiler-rt)
     installed() { pacman -Q "$1" >/dev/null 2>&1; } ;;
   macos)
-    packages=(cmake pkgconf eigen doctest cxxopts nlohmann-json librsvg)
+    packages=(cmake pkgconf eigen doctest cxxopts nlohmann-json yaml-cpp librsvg)
     [ $fuzz = 1 ] && packages+=(llvm)
     installed() { brew list --versions "$1" >/dev/null 2>&1; } ;;
   other)
@@ -73,6 +74,7 @@ case "$os" in
     header doctest/doctest.h || missing+=("doctest (doctest/doctest.h)")
     header cxxopts.hpp || missing+=("cxxopts (cxxopts.hpp)")
     header nlohmann/json.hpp || missing+=("nlohmann-json (nlohmann/json.hpp)")
+    header yaml-cpp/yaml.h || missing+=("yaml-cpp (yaml-cpp/yaml.h)")
     command -v rsvg-convert >/dev/null 2>&1 || missing+=("rsvg-convert (librsvg)")
     command -v pkg-config >/dev/null 2>&1 || command -v pkgconf >/dev/null 2>&1 || missing+=("pkg-config (pkgconf)")
     if [ $fuzz = 1 ]; then command -v clang++ >/dev/null 2>&1 || missing+=("clang++ with libFuzzer"); fi
@@ -82,7 +84,7 @@ case "$os" in
       printf '  - %s\n' "${missing[@]}" >&2
       exit 1
     fi
-    echo "install-deps: all present (compiler, make, cmake, Eigen, doctest, cxxopts, nlohmann-json, rsvg-convert)"
+    echo "install-deps: all present (compiler, make, cmake, Eigen, doctest, cxxopts, nlohmann-json, yaml-cpp, rsvg-convert)"
     exit 0 ;;
   *) echo "install-deps.sh: EULER_DEPS_OS must be debian, fedora, arch, macos or other, got '$os'" >&2; exit 2 ;;
 esac

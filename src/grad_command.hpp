@@ -59,7 +59,11 @@ int run_grad(const std::string& weights, const std::string& batch_path, const st
   out.add("loss", losses.total.value());
   out.add("loss_ce", losses.ce.value());
   out.add("loss_con", losses.contrastive.value());
-  for (int i = 0; i < p.count(); ++i) out.add(p.entry(i).name, p.grad(i));
+  for (int i = 0; i < p.count(); ++i) {  // scalars as [1], as PyTorch's parameter.grad of nn.Parameter(torch.ones(1))
+    TensorView<T> gradient = p.grad(i);
+    if (gradient.shape.rank == 0) gradient.shape = Shape{1};
+    out.add(p.entry(i).name, gradient);
+  }
   out.write(out_path);
   nlohmann::json line = {{"loss", double(losses.total.value()[0])}, {"loss_ce", double(losses.ce.value()[0])},
                          {"loss_con", double(losses.contrastive.value()[0])}, {"lists", lists.size()},

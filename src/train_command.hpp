@@ -3,6 +3,8 @@
 
 #include <cxxopts.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <ctime>
@@ -11,12 +13,14 @@
 #include <optional>
 #include <sstream>
 #include <tuple>
+#include <unordered_map>
 
 #include <euler/plot/training_curves.hpp>
 #include <euler/train/trainer.hpp>
 
 #include "common_options.hpp"
 #include "device_option.hpp"
+#include "recbole_config.hpp"
 
 namespace euler::cli {
 
@@ -178,9 +182,11 @@ inline int train_command(int argc, char** argv) {
       ("no-euler-bias", "no phase bias b")
       ("no-adaptation", "no learned delta and b: the semantic phase is rotated by alpha only (delta fixed at 1, b = 0)")
       ("no-input-rotary", "no input rotary table psi")
+      ("no-absolute-positions", "pos euler without SASRec's learned absolute position table")
       ("contrastive-mode", "authors|masked", cxxopts::value<std::string>()->default_value("authors"))
       ("mask-ratio", "BERT4Rec mask ratio", cxxopts::value<double>()->default_value("0.2"))
-      ("config", "JSON file of model settings (RecBole keys); flags given explicitly override it",
+      ("config", "FILE.json: model settings (RecBole key names); FILE.yaml: a RecBole config (training, data and "
+       "model keys, RecBole's defaults for the rest; docs/recbole.md). Flags given explicitly override it",
        cxxopts::value<std::string>());
   options.add_options("training")
       ("epochs", "maximum epochs", cxxopts::value<int>()->default_value("500"))
@@ -189,7 +195,9 @@ inline int train_command(int argc, char** argv) {
       ("weight-decay", "L2 (Adam) or decoupled (with --adamw) weight decay", cxxopts::value<double>()->default_value("0"))
       ("adamw", "AdamW instead of Adam")
       ("clip", "clip the global gradient norm to this (0: off)", cxxopts::value<double>()->default_value("0"))
-      ("patience", "stop after this many epochs without a better valid NDCG@10", cxxopts::value<int>()->default_value("15"))
+      ("patience", "stop after this many epochs without a better --valid-metric", cxxopts::value<int>()->default_value("15"))
+      ("valid-metric", "the validation metric that picks the best epoch: ndcg@K, hr@K (= recall@K) or mrr@K",
+       cxxopts::value<std::string>()->default_value("ndcg@10"))
       ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("2024"))
       ("seeds", "several runs, one per seed (e.g. 1,2,3), each in --out/seed-S; prints each run's metrics and then "
        "their mean and standard deviation. Run the same command again to resume: a finished seed is read from its "
@@ -222,11 +230,39 @@ inline int train_command(int argc, char** argv) {
   }
   required(args, "data");  // a usage error before anything else
 
+  // A RecBole YAML file: its training, evaluation and data keys become flags written before the
+  // user's, so a flag given on the command line wins (src/recbole_config.hpp).
+  const bool yaml_config = args.count("config") && is_yaml_path(args["config"].as<std::string>());
+  RecBoleConfig recbole;
+  if (yaml_config) {
+    recbole = read_recbole_config(args["config"].as<std::string>());
+    std::vector<std::string> words = {argv[0]};
+    for (const auto& [flag, value] : recbole.flags) {
+      const std::string name = flag.substr(2);
+      if (args.count(name) || (name == "seed" && args.count("seeds"))) continue;
+      words.push_back(value.empty() ? flag : flag + "=" + value);  // --min-rating=-1: not read as an option
+    }
+    for (int i = 1; i < argc; ++i) words.push_back(argv[i]);
+    std::vector<char*> pointers;
+    for (std::string& word : words) pointers.push_back(word.data());
+    args = options.parse(int(pointers.size()), pointers.data());
+    const std::string& file = args["config"].as<std::string>();
+    auto list = [](const std::vector<std::string>& items) {
+      std::string text;
+      for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
+      return text;
+    };
+    if (!recbole.unused.empty())
+      std::cerr << "euler train: warning: " << file << ": keys with no effect in euler: " << list(recbole.unused) << "\n";
+    if (!recbole.defaults.empty())
+      std::cerr << "euler train: " << file << " does not set these, so RecBole's defaults apply: " << list(recbole.defaults) << "\n";
+  }
+
   EulerFormerConfig c;
   if (args.count("config")) {
     std::string config_path = args["config"].as<std::string>();
     try {
-      c = EulerFormerConfig::from_json(nlohmann::json::parse(read_file(config_path)));
+      c = EulerFormerConfig::from_json(yaml_config ? recbole.model : nlohmann::json::parse(read_file(config_path)));
       EulerFormerConfig check = c;
       check.n_items = std::max(check.n_items, 2);  // set from the data later
       check.validate();
@@ -263,6 +299,7 @@ inline int train_command(int argc, char** argv) {
   if (args.count("no-euler-bias")) c.euler_bias = false;
   if (args.count("no-adaptation")) c.adaptation = false;
   if (args.count("no-input-rotary")) c.input_rotary = false;
+  if (args.count("no-absolute-positions")) c.absolute_positions = false;
 
   TrainOptions t;
   t.epochs = args["epochs"].as<int>();
@@ -272,6 +309,15 @@ inline int train_command(int argc, char** argv) {
   t.adamw = args.count("adamw") > 0;
   t.clip_norm = args["clip"].as<double>();
   t.patience = args["patience"].as<int>();
+  t.valid_metric = args["valid-metric"].as<std::string>();
+  std::transform(t.valid_metric.begin(), t.valid_metric.end(), t.valid_metric.begin(),
+                 [](unsigned char ch) { return char(std::tolower(ch)); });  // RecBole writes NDCG@10
+  if (t.valid_metric.rfind("hit@", 0) == 0) t.valid_metric = "hr@" + t.valid_metric.substr(4);  // and Hit@10
+  try {
+    metric_cutoff(t.valid_metric);
+  } catch (const std::invalid_argument& e) {
+    throw cxxopts::exceptions::exception(std::string("--valid-metric: ") + e.what());
+  }
   t.seed = args["seed"].as<uint64_t>();
   t.threads = thread_count(args);
   t.eval_batch = args["eval-batch"].as<int>();
@@ -389,6 +435,53 @@ inline LoadedModel load_checkpoint(const std::string& path) {
   return {std::move(model), std::move(tokens)};
 }
 
+// A checkpoint whose items are the data's in another order, or more items than the data's (a model
+// converted from RecBole, which numbers items by first appearance and may keep items the data file
+// lacks), is re-indexed to the data's rows by item token: data row i gets the checkpoint's row of the
+// same id. Items of the checkpoint that the data lacks leave the ranking (said on stderr); an item of
+// the data that the checkpoint lacks is an error naming it.
+// Returns how many items left the ranking.
+inline int64_t align_items(LoadedModel& loaded, const Dataset& data, const std::string& checkpoint) {
+  if (loaded.item_tokens.empty() || loaded.item_tokens == data.item_tokens) return 0;
+  std::unordered_map<std::string, int32_t> row_of;
+  for (size_t i = 1; i < loaded.item_tokens.size(); ++i) row_of.emplace(loaded.item_tokens[i], int32_t(i));
+  std::vector<int32_t> rows(data.item_tokens.size(), 0);  // data row -> checkpoint row (0: padding)
+  int64_t absent = 0;
+  std::string first_absent;
+  for (size_t i = 1; i < data.item_tokens.size(); ++i) {
+    auto it = row_of.find(data.item_tokens[i]);
+    if (it == row_of.end() && absent++ == 0) first_absent = data.item_tokens[i];
+    if (it != row_of.end()) rows[i] = it->second;
+  }
+  if (absent > 0)
+    throw DataError(data.source + ": item '" + first_absent + "'" + (absent > 1 ? " and " + std::to_string(absent - 1) + " more" : "") +
+                    " (after filtering) not in " + checkpoint + "; use the data and filter flags the model was trained with");
+  EulerFormerConfig c = loaded.model.config();
+  const int64_t dropped = int64_t(loaded.item_tokens.size()) - int64_t(data.item_tokens.size());
+  c.n_items = int(data.table_rows());
+  if (c.backbone == Backbone::bert4rec) rows.push_back(loaded.model.config().mask_token());  // the mask token stays last
+  EulerFormer<float> model(c);
+  const Parameters<float>& from = loaded.model.parameters();
+  Parameters<float>& to = model.parameters();
+  for (int i = 0; i < to.count(); ++i) {
+    const std::string& name = to.entry(i).name;
+    TensorView<const float> source = from.value(name);
+    TensorView<float> target = to.value(i);
+    if (name != "item_embedding.weight") {
+      std::copy(source.data, source.data + source.numel(), target.data);
+      continue;
+    }
+    const int64_t width = target.shape[1];
+    for (size_t r = 0; r < rows.size(); ++r)
+      std::copy(source.data + rows[r] * width, source.data + (rows[r] + 1) * width, target.data + int64_t(r) * width);
+  }
+  std::cerr << checkpoint << ": items re-indexed to " << data.source << " by id"
+            << (dropped > 0 ? "; " + std::to_string(dropped) + " items the data lacks are left out of the ranking" : "") << "\n";
+  loaded.model = std::move(model);
+  loaded.item_tokens = data.item_tokens;
+  return dropped;
+}
+
 // The memory shape of scoring `rows` lists at once with a model (no training).
 inline MemoryShape inference_shape(const EulerFormer<float>& model, int64_t rows) {
   MemoryShape shape;
@@ -423,9 +516,7 @@ inline int eval_command(int argc, char** argv) {
   int batch = at_least(args, "eval-batch", 1);
   LoadedModel loaded = load_checkpoint(checkpoint);
   Dataset data = load_data(args, false);
-  if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
-    throw DataError(data_path + ": its items (after filtering) differ from those " + checkpoint +
-                    " was trained on; use the same data and filter flags");
+  const int64_t items_left_out = align_items(loaded, data, checkpoint);
   if (data.table_rows() != loaded.model.config().n_items)
     throw DataError(data_path + ": " + std::to_string(data.n_items) + " items, but " + checkpoint + " was trained on " +
                     std::to_string(loaded.model.config().n_items - 1));
@@ -451,6 +542,7 @@ inline int eval_command(int argc, char** argv) {
     throw NonFiniteError(checkpoint + ": the scores of " + std::to_string(unusable.rows) + " of " + std::to_string(2 * valid_t.size()) +
                          " histories (validation and test) hold NaN or inf: the weights overflow on this data; " + unusable.first.message());
   out["users"] = int64_t(split.evaluated_users.size());
+  if (items_left_out > 0) out["items_left_out"] = items_left_out;  // checkpoint items the data lacks: not ranked
   out["data"] = data_json(data);
   if (args.count("ranks")) {
     write_file_atomically(args["ranks"].as<std::string>(), ranks_table(data, split.evaluated_users, valid_ranks, test_ranks));
@@ -499,8 +591,7 @@ inline int recommend_command(int argc, char** argv) {
   std::vector<int32_t> history;
   if (args.count("user")) {
     Dataset data = load_data(args, false);
-    if (!loaded.item_tokens.empty() && loaded.item_tokens != data.item_tokens)
-      throw DataError(data.source + ": its items differ from those " + checkpoint + " was trained on");
+    align_items(loaded, data, checkpoint);
     history = data.sequences[size_t(data.user_id(args["user"].as<std::string>()))];
   } else {
     std::istringstream in(args["history"].as<std::string>());

@@ -67,6 +67,7 @@ inline std::vector<ModelCase> model_cases() {
     c.n_heads = 1;
   });
   variant("no differential rotation", [](EulerFormerConfig& c) { c.differential_rotation = false; });
+  variant("no absolute positions", [](EulerFormerConfig& c) { c.absolute_positions = false; });
   variant("no contrastive loss, no dropout", [](EulerFormerConfig& c) {
     c.lamb = 0;
     c.hidden_dropout_prob = c.attn_dropout_prob = 0;

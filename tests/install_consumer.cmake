@@ -6,6 +6,7 @@
 #   4. run the consumer; it exits non-zero when its gradient is wrong
 #   5. the same program built with the compiler alone and `pkg-config --cflags --libs euler` (needs
 #      pkg-config: skipped with a message where it is missing, a failure when CI=true)
+#   6. euler::cuda: found, built and run where euler has its CUDA backend; refused with the reason where not
 set(CONSUMER_TEST install_consumer)
 set(CONSUMER_REQUIRED EULER_BUILD_DIR EULER_PREFIX CONSUMER_SOURCE_DIR CONSUMER_BINARY_DIR)
 include("${CMAKE_CURRENT_LIST_DIR}/consumer_steps.cmake")
@@ -105,5 +106,30 @@ else()
   run_step("build with pkg-config" "${_compiler}" -O1 "${CONSUMER_SOURCE_DIR}/main.cpp" ${_flags}
            -o "${CONSUMER_BINARY_DIR}/euler_consumer_pc")
   run_step("run the pkg-config build" "${CONSUMER_BINARY_DIR}/euler_consumer_pc")
+endif()
+# 6. the CUDA backend: where euler was built with it, a consumer of euler::cuda (COMPONENTS cuda)
+#    builds and runs; where not, asking for the component fails with euler's reason.
+if(NOT DEFINED EULER_WITH_CUDA)
+  message(FATAL_ERROR "install_consumer: -DEULER_WITH_CUDA=ON|OFF is required")
+endif()
+set(_cuda_source "${CMAKE_CURRENT_LIST_DIR}/consumer_cuda")
+set(_cuda_binary "${CONSUMER_BINARY_DIR}-cuda")
+file(REMOVE_RECURSE "${_cuda_binary}")
+set(_cuda_configure "${CMAKE_COMMAND}" -S "${_cuda_source}" -B "${_cuda_binary}" ${CONSUMER_CONFIGURE_FLAGS}
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${EULER_PREFIX}" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
+if(EULER_WITH_CUDA)
+  if(NOT EXISTS "${EULER_PREFIX}/share/cmake/euler/eulerCudaTargets.cmake")
+    message(FATAL_ERROR "install_consumer: euler was built with CUDA, but euler::cuda was not installed")
+  endif()
+  run_step("configure the euler::cuda consumer" ${_cuda_configure})
+  run_step("build the euler::cuda consumer" "${CMAKE_COMMAND}" --build "${_cuda_binary}")
+  run_step("run the euler::cuda consumer" "${_cuda_binary}/euler_cuda_consumer")
+else()
+  execute_process(COMMAND ${_cuda_configure} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(rc EQUAL 0 OR NOT out MATCHES "component cuda: this euler was built without its CUDA backend")
+    message(FATAL_ERROR "install_consumer: without CUDA, find_package(euler COMPONENTS cuda) should fail with a reason; "
+                        "it gave (${rc}):\n${out}")
+  endif()
+  message(STATUS "install_consumer: find_package(euler COMPONENTS cuda) is refused, as it should be, without CUDA")
 endif()
 message(STATUS "install_consumer: ok")

@@ -262,7 +262,8 @@ TEST_CASE("bad safetensors: a config that does not match the tensors, the model 
   CHECK(message.size() < 800);
   deep["hidden_size"] = 64;
   path = with_config("deeper.safetensors", deep.dump());
-  CHECK_CONTAINS(format_error([&] { load_model<float>(path); }), "its config describes a model of at least 18433152 parameters, but the file holds 766 values");
+  // 766 parameters and each layer's alpha table (the authors' layout, model/weights.hpp).
+  CHECK_CONTAINS(format_error([&] { load_model<float>(path); }), "its config describes a model of at least 18433152 parameters, but the file holds 814 values");
   path = with_config("notjson.safetensors", "{\"n_items\": 9,");
   CHECK_CONTAINS(format_error([&] { load_model<float>(path); }), path + ": metadata 'config' is not valid JSON");
   path = with_config("unknown.safetensors", "{\"n_items\": 9, \"colour\": \"red\"}");

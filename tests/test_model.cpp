@@ -99,6 +99,7 @@ TEST_CASE("whole-model gradcheck: EulerFormer variants and dropout with fixed ma
   add("learnable frequencies", [](EulerFormerConfig& c) { c.learnable_freq = true; c.adaptation = false; });
   add("no differential rotation", [](EulerFormerConfig& c) { c.differential_rotation = false; });
   add("no psi", [](EulerFormerConfig& c) { c.input_rotary = false; });
+  add("no absolute positions", [](EulerFormerConfig& c) { c.absolute_positions = false; });
   add("relu, 1 head", [](EulerFormerConfig& c) { c.hidden_act = Activation::relu; c.n_heads = 1; });
   for (auto& [name, c] : variants) {
     CAPTURE(name);
@@ -156,34 +157,42 @@ TEST_CASE("the pruned last layer (one row per list) gives the full model's value
 }
 
 TEST_CASE("RoPE is the special case delta = 1, b = 0, psi = 0 of EulerFormer") {
-  EulerFormerConfig ce = tiny(Backbone::sasrec, PosScheme::euler);
-  ce.init_factor = 1.0;  // delta = 1; b starts at 0 and psi at 0
-  EulerFormerConfig cr = ce;
-  cr.pos = PosScheme::rope;
-  EulerFormer<double> euler_model(ce, 3), rope_model(cr, 4);
-  // Same weights for every parameter both have; EulerFormer's absolute positions set to 0.
-  auto& pe = euler_model.parameters();
-  auto& pr = rope_model.parameters();
-  for (const auto& e : pr.entries()) std::copy(pr.value(pr.index(e.name)).begin(), pr.value(pr.index(e.name)).end(), pe.value(e.name).begin());
-  for (double& v : pe.value("position_embedding.weight")) v = 0;
-  std::vector<int32_t> ids = {1, 2, 3, 0, 0, 0, 4, 5, 6, 7, 8, 9};
-  TensorView<const int32_t> idv{Shape{2, 6}, ids.data()};
-  Tape<double> t1, t2;
-  Rng rng(1);
-  Trace<double> tr_euler, tr_rope;
-  Context<double> c1{t1, pe, false, rng}, c2{t2, pr, false, rng};
-  Var<double> h1 = euler_model.encode(c1, idv, nullptr, &tr_euler);
-  Var<double> h2 = rope_model.encode(c2, idv, nullptr, &tr_rope);
-  REQUIRE(tr_euler.attention_logits.size() == 2);
-  for (size_t l = 0; l < 2; ++l) {
-    auto a = tr_euler.attention_logits[l].value(), b = tr_rope.attention_logits[l].value();
+  // With the absolute position table zeroed, or without one (absolute_positions off).
+  for (bool absolute : {true, false}) {
+    CAPTURE(absolute);
+    EulerFormerConfig ce = tiny(Backbone::sasrec, PosScheme::euler);
+    ce.init_factor = 1.0;  // delta = 1; b starts at 0 and psi at 0
+    ce.absolute_positions = absolute;
+    EulerFormerConfig cr = ce;
+    cr.pos = PosScheme::rope;
+    cr.absolute_positions = true;
+    EulerFormer<double> euler_model(ce, 3), rope_model(cr, 4);
+    // Same weights for every parameter both have.
+    auto& pe = euler_model.parameters();
+    auto& pr = rope_model.parameters();
+    for (const auto& e : pr.entries()) std::copy(pr.value(pr.index(e.name)).begin(), pr.value(pr.index(e.name)).end(), pe.value(e.name).begin());
+    CHECK(pe.contains("position_embedding.weight") == absolute);
+    if (absolute)
+      for (double& v : pe.value("position_embedding.weight")) v = 0;
+    std::vector<int32_t> ids = {1, 2, 3, 0, 0, 0, 4, 5, 6, 7, 8, 9};
+    TensorView<const int32_t> idv{Shape{2, 6}, ids.data()};
+    Tape<double> t1, t2;
+    Rng rng(1);
+    Trace<double> tr_euler, tr_rope;
+    Context<double> c1{t1, pe, false, rng}, c2{t2, pr, false, rng};
+    Var<double> h1 = euler_model.encode(c1, idv, nullptr, &tr_euler);
+    Var<double> h2 = rope_model.encode(c2, idv, nullptr, &tr_rope);
+    REQUIRE(tr_euler.attention_logits.size() == 2);
+    for (size_t l = 0; l < 2; ++l) {
+      auto a = tr_euler.attention_logits[l].value(), b = tr_rope.attention_logits[l].value();
+      double worst = 0;
+      for (int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+      CHECK(worst < 1e-6);
+    }
     double worst = 0;
-    for (int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    for (int64_t i = 0; i < h1.numel(); ++i) worst = std::max(worst, std::abs(h1.value()[i] - h2.value()[i]));
     CHECK(worst < 1e-6);
   }
-  double worst = 0;
-  for (int64_t i = 0; i < h1.numel(); ++i) worst = std::max(worst, std::abs(h1.value()[i] - h2.value()[i]));
-  CHECK(worst < 1e-6);
 }
 
 TEST_CASE("a scalar delta equals a constant vector delta") {
@@ -256,13 +265,21 @@ TEST_CASE("config: defaults, JSON round trip with RecBole keys, clear errors") {
   auto j = c.to_json();
   for (const char* key : {"n_layers", "n_heads", "hidden_size", "inner_size", "hidden_dropout_prob", "attn_dropout_prob",
                           "hidden_act", "layer_norm_eps", "MAX_ITEM_LIST_LENGTH", "init_factor", "euler_bias", "tep", "lamb",
-                          "n_items", "backbone", "pos", "delta_shape", "objective"})
+                          "n_items", "backbone", "pos", "delta_shape", "objective", "absolute_positions"})
     CHECK_MESSAGE(j.contains(key), key);
   EulerFormerConfig back = EulerFormerConfig::from_json(j);
   CHECK(back.to_json() == j);
   EulerFormerConfig partial = EulerFormerConfig::from_json(nlohmann::json{{"n_items", 7}});
   CHECK(partial.n_items == 7);
   CHECK(partial.hidden_size == 64);
+  CHECK(partial.absolute_positions);  // a checkpoint written before the key existed keeps its table
+  EulerFormerConfig relative = EulerFormerConfig::from_json(nlohmann::json{{"n_items", 7}, {"absolute_positions", false}});
+  CHECK_FALSE(relative.absolute_positions);
+  CHECK(EulerFormerConfig::from_json(relative.to_json()).to_json() == relative.to_json());
+  relative.validate();
+  relative.pos = PosScheme::rope;
+  CHECK_THROWS_WITH_AS(relative.validate(), doctest::Contains("absolute_positions = false applies to pos euler only, got pos rope"),
+                       ConfigError);
   CHECK_THROWS_WITH_AS(EulerFormerConfig::from_json({{"hiden_size", 8}}), doctest::Contains("unknown key 'hiden_size'"), ConfigError);
   CHECK_THROWS_WITH_AS(EulerFormerConfig::from_json({{"pos", "rotary"}}),
                        doctest::Contains("'rotary' is not one of none|learned|sinusoidal|rope|euler"), ConfigError);

@@ -8,6 +8,7 @@
 
 #include <sys/resource.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -212,6 +213,34 @@ TEST_CASE("checkpoints: an EulerFormer round trips, and mismatched files are ref
   CHECK_THROWS_WITH_AS(load_model<float>(bare), doctest::Contains("no 'config' in __metadata__"), safetensors::FormatError);
 }
 
+TEST_CASE("checkpoints: the format version is written, and a later or malformed one is refused") {
+  EulerFormerConfig c;
+  c.n_items = 9;
+  c.hidden_size = 4;
+  c.inner_size = 8;
+  c.max_len = 3;
+  EulerFormer<float> model(c, 5);
+  std::string path = temp_path("versioned.safetensors");
+  save_weights(path, model);
+  CHECK(safetensors::File::read(path).metadata().at("format_version") == std::to_string(checkpoint_format_version));
+  auto write_with = [&](const char* version) {
+    safetensors::Writer w = weights_writer(model);
+    if (version) w.metadata["format_version"] = version;
+    else w.metadata.erase("format_version");
+    w.write(path);
+  };
+  write_with(nullptr);  // a file written before the key existed reads as version 1
+  CHECK(load_model<float>(path).config().to_json() == c.to_json());
+  write_with(std::to_string(checkpoint_format_version + 1).c_str());
+  CHECK_THROWS_WITH_AS(load_model<float>(path), doctest::Contains("checkpoint format version 2 is newer than this euler"),
+                       safetensors::FormatError);
+  for (const char* bad : {"", "one", "1.0", "0", "-1", "99999999999999999999"}) {
+    CAPTURE(bad);
+    write_with(bad);
+    CHECK_THROWS_WITH_AS(load_model<float>(path), doctest::Contains("metadata 'format_version' is"), safetensors::FormatError);
+  }
+}
+
 TEST_CASE("atomic writes: a failed write leaves the previous file intact") {
   std::string path = temp_path("atomic.bin");
   write_file_atomically(path, "first");
@@ -236,4 +265,56 @@ TEST_CASE("atomic writes: a failed write leaves the previous file intact") {
   for (const auto& entry : fs::directory_iterator(fs::path(path).parent_path()))
     CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);  // no temporary left behind
   CHECK(read_file(path) == "second");
+}
+
+TEST_CASE("checkpoints: the authors' layout (scalars as [1], the alpha angle table) is written, and read back either way") {
+  EulerFormerConfig c;
+  c.n_items = 9;
+  c.hidden_size = 4;
+  c.inner_size = 8;
+  c.max_len = 3;
+  EulerFormer<float> model(c, 5);
+  std::string path = temp_path("authors_layout.safetensors");
+  save_weights(path, model);
+  auto file = safetensors::File::read(path);
+  const std::string mha = "trm_encoder.layer.1.multi_head_attention.";
+  CHECK(file.info(mha + "euler.delta").shape == std::vector<int64_t>{1});
+  CHECK(file.info(mha + "euler.b").shape == std::vector<int64_t>{1});
+  REQUIRE(file.info(mha + "euler.alpha").shape == std::vector<int64_t>{3, 2, 2});
+  Tensor<float> alpha = file.tensor<float>(mha + "euler.alpha");
+  for (int j = 0; j < 3; ++j)
+    for (int t = 0; t < 2; ++t)
+      for (int k = 0; k < 2; ++k) CHECK(alpha.at({j, t, k}) == doctest::Approx(j * std::pow(10000.0, -2.0 * t / 4)).epsilon(1e-6));
+  CHECK(load_model<float>(path).parameters().value(mha + "euler.delta")[0] == model.parameters().value(mha + "euler.delta")[0]);
+
+  // Rewritten: scalars as [] (euler's files before), without alpha, and with one angle changed.
+  auto rewrite = [&](const std::string& out, float alpha_change, bool keep_alpha) {
+    safetensors::Writer w;
+    w.metadata = file.metadata();
+    std::vector<Tensor<float>> kept;
+    kept.reserve(file.tensors().size());
+    for (const auto& info : file.tensors()) {
+      bool is_alpha = info.name.find(".euler.alpha") != std::string::npos;
+      if (is_alpha && !keep_alpha) continue;
+      kept.push_back(file.tensor<float>(info.name));
+      if (info.shape == std::vector<int64_t>{1}) kept.back() = Tensor<float>::full(Shape{}, kept.back()[0]);
+      if (is_alpha && info.name == mha + "euler.alpha") kept.back().at({2, 1, 0}) += alpha_change;
+      w.add(info.name, kept.back().view());
+    }
+    w.write(temp_path(out));
+    return temp_path(out);
+  };
+  EulerFormer<float> scalar_shapes = load_model<float>(rewrite("scalars.safetensors", 0, false));
+  for (int64_t i = 0; i < model.parameters().numel(); ++i)
+    REQUIRE(scalar_shapes.parameters().values()[i] == model.parameters().values()[i]);
+  CHECK_NOTHROW(load_model<float>(rewrite("tiny_change.safetensors", 1e-7f, true)));
+  const std::string other_angles = "tensor '" + mha + "euler.alpha' holds, at position 2, channel 1, the angle";
+  CHECK_THROWS_WITH_AS(load_model<float>(rewrite("other_angles.safetensors", 0.01f, true)), doctest::Contains(other_angles.c_str()),
+                       safetensors::FormatError);
+  // RoPE has no alpha buffer: one in its file is an unexpected tensor.
+  EulerFormerConfig rope = c;
+  rope.pos = PosScheme::rope;
+  EulerFormer<float> rope_model(rope, 5);
+  save_weights(path, rope_model);
+  CHECK_FALSE(safetensors::File::read(path).contains(mha + "euler.alpha"));
 }

@@ -276,3 +276,41 @@ TEST_CASE("trainer: phase_concentration is |mean of e^{i theta}| over the real p
   phases[2] = 0, phases[3] = 0.5 * M_PI;  // two at 0, two at pi/2: |(2 + 2i) / 4|
   CHECK(phase_concentration<double>(phases.view(), ids.view()) == doctest::Approx(std::sqrt(0.5)));
 }
+
+TEST_CASE("trainer: valid_metric picks the best epoch, and its cutoff is reported") {
+  // Run A picks by NDCG@10; among the metrics A's log reports, one peaks in another epoch. Run B, the
+  // same run picking by that metric, must keep that epoch (training is the same: patience never ends it).
+  Dataset data = small_dataset();
+  TrainOptions t = small_options(6);
+  t.patience = 100;
+  auto best_epoch_by = [](const std::vector<nlohmann::json>& history, const std::string& metric) {
+    int best = 0;
+    double best_value = -1;
+    for (const nlohmann::json& line : history)
+      if (line.at("valid_" + metric).get<double>() > best_value) best_value = line["valid_" + metric], best = line["epoch"];
+    return best;
+  };
+  Trainer<float> a(small_model(Objective::all), t, data);
+  nlohmann::json result_a = a.run();
+  CHECK(result_a["best_epoch"] == best_epoch_by(a.history(), "ndcg@10"));
+  std::string other;
+  for (const char* m : {"hr@5", "mrr@5", "hr@20", "mrr@20", "ndcg@20", "hr@10", "mrr@10", "ndcg@5"})
+    if (other.empty() && best_epoch_by(a.history(), m) != result_a["best_epoch"]) other = m;
+  REQUIRE_MESSAGE(!other.empty(), "every metric peaked in the same epoch; change the seed of this test");
+  t.valid_metric = other;
+  Trainer<float> b(small_model(Objective::all), t, data);
+  nlohmann::json result_b = b.run();
+  CAPTURE(other);
+  CHECK(result_b["best_epoch"] == best_epoch_by(b.history(), other));
+  CHECK(result_b["best_epoch"] != result_a["best_epoch"]);
+  // A cutoff outside 5, 10, 20 is evaluated and reported too.
+  t.valid_metric = "recall@30";
+  t.epochs = 1;
+  Trainer<float> c(small_model(Objective::all), t, data);
+  nlohmann::json result_c = c.run();
+  CHECK(result_c.contains("valid_hr@30"));
+  CHECK(result_c.contains("test_ndcg@30"));
+  t.valid_metric = "auc@10";
+  CHECK_THROWS_WITH_AS(Trainer<float>(small_model(Objective::all), t, data), doctest::Contains("unknown metric \"auc@10\""),
+                       std::invalid_argument);
+}

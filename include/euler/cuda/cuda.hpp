@@ -169,8 +169,9 @@ inline void ModelSpec::validate() const {
   need(item_embedding, int64_t(n_items) * D, "item_embedding");
   optional(position_embedding, int64_t(max_len) * D, "position_embedding");
   optional(rotary_embedding, int64_t(max_len) * h, "rotary_embedding");
-  if ((pos == Position::learned || pos == Position::euler) != (position_embedding >= 0))
-    fail("position_embedding must be present exactly for pos learned and euler");
+  if (pos == Position::learned && position_embedding < 0) fail("position_embedding is missing for pos learned");
+  if (pos != Position::learned && pos != Position::euler && position_embedding >= 0)
+    fail("position_embedding is present, but only pos learned and euler have one");
   need(input_norm.weight, D, "LayerNorm.weight");
   need(input_norm.bias, D, "LayerNorm.bias");
   for (size_t l = 0; l < layers.size(); ++l) {

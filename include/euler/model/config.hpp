@@ -89,6 +89,8 @@ struct EulerFormerConfig {
   bool learnable_freq = false;         // learn the frequencies g_t of alpha (the paper's "learnable" ablation)
   bool differential_rotation = true;   // rotate q and k in every layer; off: no rotation in attention
   bool input_rotary = true;            // the input rotary table psi
+  bool absolute_positions = true;      // pos euler: keep SASRec's learned absolute position table, as the
+                                       // authors do; off: positions enter only through the rotations
   double mask_ratio = 0.2;             // BERT4Rec: fraction of positions replaced by the mask token
 
   static constexpr int kMaxLayers = 1024, kMaxWidth = 1 << 16, kMaxLength = 1 << 16;  // validate()'s bounds
@@ -98,6 +100,11 @@ struct EulerFormerConfig {
   int item_rows() const { return backbone == Backbone::bert4rec ? n_items + 1 : n_items; }
   int mask_token() const { return n_items; }
   bool uses_euler() const { return pos == PosScheme::euler; }
+  // The learned absolute position table position_embedding.weight: SASRec's, and EulerFormer's unless
+  // absolute_positions is off.
+  bool has_position_table() const {
+    return pos == PosScheme::learned || (pos == PosScheme::euler && absolute_positions);
+  }
 
   void validate() const {
     auto fail = [](const std::string& what) { throw ConfigError("config: " + what); };
@@ -127,6 +134,9 @@ struct EulerFormerConfig {
     if (!(tep > 0)) fail("tep must be > 0, got " + std::to_string(tep));
     if (!(lamb >= 0)) fail("lamb must be >= 0, got " + std::to_string(lamb));
     if (!(initializer_range > 0)) fail("initializer_range must be > 0");
+    if (!absolute_positions && pos != PosScheme::euler)
+      fail("absolute_positions = false applies to pos euler only, got pos " + to_string(pos) +
+           " (pos learned is the absolute table; pos none, sinusoidal and rope have no learned one)");
   }
 
   nlohmann::json to_json() const {
@@ -154,6 +164,7 @@ struct EulerFormerConfig {
             {"learnable_freq", learnable_freq},
             {"differential_rotation", differential_rotation},
             {"input_rotary", input_rotary},
+            {"absolute_positions", absolute_positions},
             {"mask_ratio", mask_ratio}};
   }
 
@@ -211,6 +222,7 @@ struct EulerFormerConfig {
       else if (key == "learnable_freq") boolean(c.learnable_freq);
       else if (key == "differential_rotation") boolean(c.differential_rotation);
       else if (key == "input_rotary") boolean(c.input_rotary);
+      else if (key == "absolute_positions") boolean(c.absolute_positions);
       else if (key == "mask_ratio") number(c.mask_ratio);
       else throw ConfigError("config: unknown key '" + key + "'");
     }

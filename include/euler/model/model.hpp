@@ -93,6 +93,8 @@ class EulerFormer {
   int64_t keep_bytes() const { return keep_bytes_; }
   Parameters<T>& parameters() { return params_; }
   const Parameters<T>& parameters() const { return params_; }
+  // The fixed positional angles alpha[j, t] = j g_t, [N, d/2] (the authors' buffer euler.alpha).
+  const Tensor<T>& positional_angles() const { return alpha_; }
   const std::vector<Layer>& layers() const { return layers_; }
 
   // ---- forward ----------------------------------------------------------------------------------
@@ -201,7 +203,7 @@ class EulerFormer {
     const EulerFormerConfig& c = config_;
     int D = c.hidden_size;
     item_embedding_.declare(params_, "item_embedding", c.item_rows(), D);
-    if (c.pos == PosScheme::learned || c.pos == PosScheme::euler)
+    if (c.has_position_table())
       position_embedding_ = params_.declare("position_embedding.weight", {c.max_len, D});
     if (c.pos == PosScheme::euler && c.input_rotary)
       rotary_embedding_ = params_.declare("rotary_embedding.weight", {c.max_len, D / 2});

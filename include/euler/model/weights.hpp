@@ -13,24 +13,57 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cmath>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "euler/check/finite.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/model.hpp"
+#include "euler/version.hpp"
 
 namespace euler {
+
+// The layout of euler's checkpoints, written as the metadata key "format_version". It changes only
+// when a file of the old layout would be misread by a new reader; read_config refuses a file from a
+// later version and reads one without the key (written before it existed) as version 1.
+inline constexpr int checkpoint_format_version = 1;
+
+// The authors' layout, so that a file moves 1:1 into their PyTorch model (strict load_state_dict)
+// and back: a scalar parameter (delta, b with delta_shape scalar) is stored with shape [1], as
+// nn.Parameter(torch.ones(1)) is; each EulerFormer layer carries the authors' fixed angle table
+// `...multi_head_attention.euler.alpha`, [N, d/2, 2] with the angle j g_t twice. Reading accepts [1]
+// or [] for a scalar, and an alpha only when it holds euler's angles (a model whose rotation differs
+// is refused, not silently rotated by other angles).
+template <class T>
+bool has_alpha_buffer(const EulerFormer<T>& model) {
+  const EulerFormerConfig& c = model.config();
+  return c.uses_euler() && c.differential_rotation && !c.learnable_freq;
+}
+inline std::string alpha_buffer_name(int layer) {
+  return "trm_encoder.layer." + std::to_string(layer) + ".multi_head_attention.euler.alpha";
+}
 
 template <class T>
 safetensors::Writer weights_writer(const EulerFormer<T>& model, const std::map<std::string, std::string>& extra = {}) {
   safetensors::Writer writer;
   writer.metadata = extra;
   writer.metadata["format"] = "pt";
+  writer.metadata["format_version"] = std::to_string(checkpoint_format_version);
   writer.metadata["config"] = model.config().to_json().dump();
   const Parameters<T>& p = model.parameters();
-  for (int i = 0; i < p.count(); ++i) writer.add(p.entry(i).name, TensorView<const T>{p.value(i).shape, p.value(i).data});
+  for (int i = 0; i < p.count(); ++i) {
+    Shape shape = p.value(i).shape.rank == 0 ? Shape{1} : p.value(i).shape;  // the authors' scalars
+    writer.add(p.entry(i).name, TensorView<const T>{shape, p.value(i).data});
+  }
+  if (has_alpha_buffer(model)) {
+    const Tensor<T>& angles = model.positional_angles();  // [N, d/2]
+    Tensor<T> alpha(Shape{angles.shape()[0], angles.shape()[1], 2});
+    for (int64_t i = 0; i < angles.numel(); ++i) alpha[2 * i] = alpha[2 * i + 1] = angles[i];
+    for (int l = 0; l < model.config().n_layers; ++l) writer.add(alpha_buffer_name(l), alpha.view());
+  }
   return writer;
 }
 
@@ -94,7 +127,7 @@ inline std::vector<std::string> get_item_tokens(const safetensors::File& file, c
 inline uint64_t minimum_parameter_count(const EulerFormerConfig& c) {
   uint64_t D = uint64_t(c.hidden_size), layers = uint64_t(c.n_layers), inner = uint64_t(c.inner_size);
   uint64_t count = uint64_t(c.item_rows()) * D + layers * (4 * D * D + 2 * D * inner);
-  if (c.pos == PosScheme::learned || c.pos == PosScheme::euler) count += uint64_t(c.max_len) * D;
+  if (c.has_position_table()) count += uint64_t(c.max_len) * D;
   if (c.pos == PosScheme::euler && c.input_rotary) count += uint64_t(c.max_len) * (D / 2);
   return count;
 }
@@ -103,6 +136,17 @@ inline uint64_t minimum_parameter_count(const EulerFormerConfig& c) {
 // built from it, so a damaged config (say hidden_size 60000 in a 1 MB file) is a FormatError, not an
 // attempt to allocate terabytes: the model it describes may be at most about twice the file's size.
 inline EulerFormerConfig read_config(const safetensors::File& file) {
+  if (auto v = file.metadata().find("format_version"); v != file.metadata().end()) {
+    int version = 0;
+    auto [end, error] = std::from_chars(v->second.data(), v->second.data() + v->second.size(), version);
+    if (error != std::errc() || end != v->second.data() + v->second.size() || version < 1)
+      throw safetensors::FormatError(file.name() + ": metadata 'format_version' is '" + v->second.substr(0, 32) +
+                                     "', not a version number");
+    if (version > checkpoint_format_version)
+      throw safetensors::FormatError(file.name() + ": checkpoint format version " + v->second + " is newer than this euler (" +
+                                     EULER_VERSION_STRING + ") reads (up to " + std::to_string(checkpoint_format_version) +
+                                     "); update euler to load it");
+  }
   auto it = file.metadata().find("config");
   if (it == file.metadata().end()) throw safetensors::FormatError(file.name() + ": no 'config' in __metadata__");
   EulerFormerConfig c;
@@ -129,6 +173,7 @@ inline EulerFormerConfig read_config(const safetensors::File& file) {
 // copy_to has already refused integers and F64 numbers that do not fit T.
 template <class T>
 void copy_finite(const safetensors::File& file, const std::string& tensor, TensorView<T> out) {
+  if (out.shape.rank == 0 && file.info(tensor).shape == std::vector<int64_t>{1}) out.shape = Shape{1};  // the authors' scalars
   file.copy_to(tensor, out);
   int64_t bad = first_nonfinite_index(out.data, out.numel());
   if (bad < 0) return;
@@ -155,11 +200,31 @@ void load_weights(const safetensors::File& file, EulerFormer<T>& model, bool all
   } missing, unexpected;
   for (const auto& e : p.entries())
     if (!file.contains(e.name)) missing.add(e.name);
+  std::set<std::string> alpha_names;
+  if (has_alpha_buffer(model))
+    for (int l = 0; l < model.config().n_layers; ++l) alpha_names.insert(alpha_buffer_name(l));
   for (const auto& t : file.tensors())
-    if (!p.contains(t.name)) unexpected.add(t.name);
+    if (!p.contains(t.name) && !alpha_names.count(t.name)) unexpected.add(t.name);
   if (!missing.empty()) throw safetensors::FormatError(file.name() + ": missing tensors for this model: " + missing.str());
   if (!unexpected.empty() && !allow_unexpected) throw safetensors::FormatError(file.name() + ": tensors this model does not have: " + unexpected.str());
   for (int i = 0; i < p.count(); ++i) copy_finite(file, p.entry(i).name, p.value(i));
+  // An alpha buffer (optional: euler computes the angles) must hold euler's angles.
+  const Tensor<T>& angles = model.positional_angles();
+  for (const std::string& name : alpha_names) {
+    if (!file.contains(name)) continue;
+    Tensor<double> alpha(Shape{angles.shape()[0], angles.shape()[1], 2});
+    copy_finite(file, name, alpha.view());
+    for (int64_t i = 0; i < alpha.numel(); ++i) {
+      double expected = double(angles[i / 2]);
+      if (std::abs(alpha[i] - expected) <= 1e-5 * std::abs(expected) + 1e-6) continue;
+      char text[96];
+      std::snprintf(text, sizeof text, "%.9g where euler's rotation uses %.9g", alpha[i], expected);
+      throw safetensors::FormatError(file.name() + ": tensor '" + name + "' holds, at position " +
+                                     std::to_string(i / 2 / angles.shape()[1]) + ", channel " +
+                                     std::to_string(i / 2 % angles.shape()[1]) + ", the angle " + text +
+                                     " (j * 10000^(-2t/hidden_size)): its model rotates by other angles");
+    }
+  }
 }
 
 template <class T = float>

@@ -111,6 +111,24 @@ inline std::vector<int64_t> target_ranks(TensorView<const float> scores, std::sp
   return ranks;
 }
 
+// The k of a metric name: "ndcg@10" -> 10. Names are hr, recall (the same with one target), ndcg or
+// mrr, then @k with k >= 1; anything else is std::invalid_argument naming the name.
+inline int metric_cutoff(std::string_view name) {
+  const size_t at = name.find('@');
+  const std::string_view metric = name.substr(0, at);
+  int k = 0;
+  bool k_ok = false;
+  if (at != std::string_view::npos) {
+    const char* first = name.data() + at + 1;
+    const char* last = name.data() + name.size();
+    auto [end, error] = std::from_chars(first, last, k);
+    k_ok = error == std::errc() && end == last && k >= 1 && k <= (1 << 20);
+  }
+  if (!(metric == "hr" || metric == "recall" || metric == "ndcg" || metric == "mrr") || !k_ok)
+    throw std::invalid_argument("unknown metric \"" + std::string(name) + "\" (expected hr@k, recall@k, ndcg@k or mrr@k)");
+  return k;
+}
+
 struct RankingOptions {
   std::vector<int> cutoffs = {5, 10, 20};  // the K of HR@K, NDCG@K, MRR@K reported by to_json()
   bool exclude_history = false;            // drop each row's history items from its candidates

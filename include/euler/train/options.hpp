@@ -29,7 +29,8 @@ struct TrainOptions {
   double weight_decay = 0;
   bool adamw = false;            // decoupled weight decay (AdamW) instead of L2 (Adam)
   double clip_norm = 0;          // > 0: clip the global gradient norm
-  int patience = 15;             // epochs without a better valid NDCG@10 before stopping
+  int patience = 15;             // epochs without a better valid_metric before stopping
+  std::string valid_metric = "ndcg@10";  // picks the best epoch: hr|recall|ndcg|mrr @ k, k in 1..100
   uint64_t seed = 2024;
   int threads = 2;
   int eval_batch = 1024;         // users per scoring batch
@@ -47,14 +48,14 @@ struct TrainOptions {
             {"weight_decay", weight_decay}, {"adamw", adamw}, {"clip_norm", clip_norm},
             {"patience", patience}, {"seed", seed}, {"threads", threads},
             {"eval_batch", eval_batch}, {"exclude_history", exclude_history}, {"all_windows", all_windows},
-            {"on_nonfinite", to_string(on_nonfinite)}};
+            {"on_nonfinite", to_string(on_nonfinite)}, {"valid_metric", valid_metric}};
   }
 };
 
 // Where a run stands; checkpointed as JSON with the weights.
 struct TrainState {
   int epoch = 0;             // epochs completed
-  double best_metric = -1;   // best valid NDCG@10 so far
+  double best_metric = -1;   // best valid_metric so far
   int best_epoch = 0;
   int bad_epochs = 0;        // epochs since the best
   RngState rng;

@@ -2,8 +2,8 @@
 //
 // One epoch: build the training examples of the objective, shuffle them with the run's Rng, and for
 // each batch run forward, backward and an Adam step. After each epoch the model is evaluated on the
-// validation targets (full ranking, NDCG@10 decides), the best weights are kept, and a checkpoint is
-// written atomically. Training stops after `patience` epochs without improvement; the best weights
+// validation targets (full ranking; the options' valid_metric, NDCG@10 by default, decides), the best
+// weights are kept, and a checkpoint is written atomically. Training stops after `patience` epochs without improvement; the best weights
 // are then evaluated on the test targets, beside the most-popular and Markov baselines. With an output
 // directory the run leaves there: best.safetensors, checkpoint.safetensors, log.jsonl (one line per
 // epoch), and at the end result.json (the final metrics with the model config, the training options,
@@ -139,6 +139,7 @@ class Trainer {
         adam_(adam_config(options)), rng_(options.seed ^ 0x5eed5eed5eedULL), watch_(model_) {
     if (options.batch_size < 1) throw std::invalid_argument("batch size must be >= 1, got " + std::to_string(options.batch_size));
     if (options.eval_batch < 1) throw std::invalid_argument("eval batch must be >= 1");
+    metric_cutoff(options.valid_metric);  // a bad name throws now, not after the first epoch
     if (split_.evaluated_users.empty())
       throw DataError(data.source + ": no user has the 3 interactions leave-one-out needs (validation and test targets)");
     for (int32_t u : split_.evaluated_users) {
@@ -201,11 +202,11 @@ class Trainer {
         if (options_.verbose) std::fprintf(stderr, "ranked last: %s\n", what.c_str());
         line["valid_unusable_users"] = unusable.rows;
       }
-      double ndcg = valid.value("ndcg@10");
+      double metric = valid.value(options_.valid_metric);
       ++state_.epoch;
-      bool improved = ndcg > state_.best_metric;
+      bool improved = metric > state_.best_metric;
       if (improved) {
-        state_.best_metric = ndcg;
+        state_.best_metric = metric;
         state_.best_epoch = state_.epoch;
         state_.bad_epochs = 0;
         copy_values(model_.parameters().values(), best_.view());
@@ -413,6 +414,7 @@ class Trainer {
   RankingOptions ranking_options() const {
     RankingOptions r;
     r.exclude_history = options_.exclude_history;
+    r.cutoffs.push_back(metric_cutoff(options_.valid_metric));  // reported too (RankingMetrics drops a repeat)
     return r;
   }
   std::string path(const std::string& name) const { return (std::filesystem::path(options_.out_dir) / name).string(); }
