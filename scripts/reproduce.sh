@@ -9,8 +9,9 @@
 #                About 30-40 min per seed and model on 2 cores (16-25 s per epoch, 60-100 epochs).
 #   p2-ablation  EulerFormer without the contrastive loss, without the phase bias b, without the
 #                adaptation (delta fixed at its initial 1, no b), without the input rotary table, and
-#                with a vector delta, and RoPE + SASRec's absolute position table (all four off), under
-#                p2's settings and seeds. About the same time per row as p2.
+#                with a vector delta, RoPE + SASRec's absolute position table (all four off), and
+#                EulerFormer without that table (--no-absolute-positions), under p2's settings and
+#                seeds. About the same time per row as p2.
 #   ml-100k-p2   p2's settings on ML-100K (../shared/data/ml-100k/u.data, rating >= 3, 10-core, the
 #                defaults), patience 30 (939 validation users: noisier curves); about 5 min per seed
 #                and model.
@@ -66,11 +67,12 @@ for table in "${@:-p2}"; do
       row p2-ablation no-input-rotary "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-input-rotary
       row p2-ablation vector-delta "${ml1m_p2[@]}" "${p2[@]}" --pos euler --delta-shape vector
       row p2-ablation rope-plus-absolute "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-adaptation --no-input-rotary --lamb 0
+      row p2-ablation no-absolute-positions "${ml1m_p2[@]}" "${p2[@]}" --pos euler --no-absolute-positions
       row p2 rope "${ml1m_p2[@]}" "${p2[@]}" --pos rope
       "$euler" report runs/p2/eulerformer runs/p2-ablation/no-contrastive runs/p2-ablation/no-bias \
         runs/p2-ablation/no-adaptation runs/p2-ablation/no-input-rotary runs/p2-ablation/vector-delta \
-        runs/p2-ablation/rope-plus-absolute runs/p2/rope \
-        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,RoPE" \
+        runs/p2-ablation/rope-plus-absolute runs/p2-ablation/no-absolute-positions runs/p2/rope \
+        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,EulerFormer without absolute positions,RoPE" \
         --paired ;;
     ml-100k-p2)
       row ml-100k-p2 sasrec "${ml100k_p2[@]}" "${p2[@]}" --pos learned
@@ -88,12 +90,14 @@ for table in "${@:-p2}"; do
       # All four off: RoPE's rotation plus SASRec's absolute position table, which EulerFormer keeps.
       row ml-100k-p2-ablation rope-plus-absolute "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-adaptation \
         --no-input-rotary --lamb 0
+      # EulerFormer without that table: positions only through the rotations, as in RoPE.
+      row ml-100k-p2-ablation no-absolute-positions "${ml100k_p2[@]}" "${p2[@]}" --pos euler --no-absolute-positions
       row ml-100k-p2 rope "${ml100k_p2[@]}" "${p2[@]}" --pos rope
       "$euler" report runs/ml-100k-p2/eulerformer runs/ml-100k-p2-ablation/no-contrastive \
         runs/ml-100k-p2-ablation/no-bias runs/ml-100k-p2-ablation/no-adaptation \
         runs/ml-100k-p2-ablation/no-input-rotary runs/ml-100k-p2-ablation/vector-delta \
-        runs/ml-100k-p2-ablation/rope-plus-absolute runs/ml-100k-p2/rope \
-        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,RoPE" \
+        runs/ml-100k-p2-ablation/rope-plus-absolute runs/ml-100k-p2-ablation/no-absolute-positions runs/ml-100k-p2/rope \
+        --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,EulerFormer without absolute positions,RoPE" \
         --paired ;;
     p1)
       row p1 sasrec "${p1[@]}" --pos learned
