@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 
 # (name, config): every positional scheme on the SASRec backbone with both objectives, the authors'
-# and the masked contrastive modes, the paper's vector delta, the BERT4Rec backbone, and EulerFormer
-# without the absolute position table.
+# and the masked contrastive modes, the paper's vector delta, the BERT4Rec backbone, EulerFormer
+# without the absolute position table, and with RecBole's padding_idx (no lookup gradient to row 0).
 BASE = {"n_layers": 2, "n_heads": 2, "hidden_size": 4, "inner_size": 8, "MAX_ITEM_LIST_LENGTH": 5, "n_items": 7,
         "hidden_act": "gelu", "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0,
         "euler_bias": True, "tep": 0.7, "lamb": 0.3, "delta_shape": "scalar", "contrastive_mode": "authors",
         "input_rotary": True, "adaptation": True, "differential_rotation": True, "learnable_freq": False,
-        "absolute_positions": True}
+        "absolute_positions": True, "padding_idx": False}
 CASES = [
     ("euler_last", {"pos": "euler", "backbone": "sasrec", "objective": "last"}),
     ("euler_all", {"pos": "euler", "backbone": "sasrec", "objective": "all"}),
@@ -53,6 +53,7 @@ CASES = [
     ("rope_bert4rec", {"pos": "rope", "backbone": "bert4rec", "objective": "all"}),
     ("sasrec_bert4rec", {"pos": "learned", "backbone": "bert4rec", "objective": "all"}),
     ("euler_no_absolute_positions", {"pos": "euler", "backbone": "sasrec", "objective": "all", "absolute_positions": False}),
+    ("euler_padding_idx", {"pos": "euler", "backbone": "sasrec", "objective": "all", "padding_idx": True}),
 ]
 
 
@@ -152,7 +153,9 @@ def losses(p, c, ids, targets):
     ids_long = ids.long()
     real = ids_long != 0
 
-    x = p["item_embedding.weight"][ids_long]
+    # RecBole's nn.Embedding(padding_idx=0) sends no gradient to row 0 from the lookups; euler does
+    # that with padding_idx, and otherwise keeps the true derivative.
+    x = F.embedding(ids_long, p["item_embedding.weight"], padding_idx=0 if c["padding_idx"] else None)
     if "position_embedding.weight" in p:
         x = x + p["position_embedding.weight"][:N]
     if "rotary_embedding.weight" in p:

@@ -66,6 +66,7 @@ def main():
         "n_items": int(n_items), "backbone": backbone, "pos": "euler", "delta_shape": delta_shape,
         "euler_bias": (mha0 + "euler.b") in state, "input_rotary": "rotary_embedding.weight" in state,
         "absolute_positions": "position_embedding.weight" in state,
+        "padding_idx": True,  # RecBole's nn.Embedding(padding_idx=0): `euler grad` gives the authors' gradients
     }
     defaulted = []
     for key, fallback in RECBOLE_MODEL_DEFAULTS.items():

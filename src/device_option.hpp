@@ -27,6 +27,7 @@ inline void check_device(const std::string& device, const EulerFormerConfig& con
   cuda::Status s = cuda::status();
   if (!s.usable()) throw std::runtime_error("--device cuda: " + s.reason);
   if (config.backbone != Backbone::sasrec) throw std::runtime_error("--device cuda: the CUDA backend runs the SASRec backbone only");
+  if (config.padding_idx) throw std::runtime_error("--device cuda: the CUDA backend has no padding_idx; train on the CPU");
 #else
   (void)config;
   throw std::runtime_error("--device cuda: this euler was built without the CUDA backend (it is built when CMake finds nvcc; "

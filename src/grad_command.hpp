@@ -21,9 +21,12 @@
 namespace euler::cli {
 
 template <class T>
-int run_grad(const std::string& weights, const std::string& batch_path, const std::string& out_path, int64_t max_memory) {
+int run_grad(const std::string& weights, const std::string& batch_path, const std::string& out_path, int64_t max_memory,
+             bool padding_idx) {
   safetensors::File file = safetensors::File::read(weights);
-  EulerFormer<T> model(read_config(file));
+  EulerFormerConfig config = read_config(file);
+  config.padding_idx = config.padding_idx || padding_idx;  // changes no forward value, only row 0's gradient
+  EulerFormer<T> model(config);
   load_weights(file, model);
   const EulerFormerConfig& c = model.config();
   // Ids a list may hold: real items 1..n_items-1 (the mask token is added by the batch builder).
@@ -83,6 +86,8 @@ inline int grad_command(int argc, char** argv) {
       ("out", "output .safetensors: loss, loss_ce, loss_con and the gradients under the parameter names",
        cxxopts::value<std::string>())
       ("dtype", "float or double", cxxopts::value<std::string>()->default_value("float"))
+      ("padding-idx", "row 0 of the item table gets no gradient from lookups, as RecBole's nn.Embedding(padding_idx=0) "
+       "(on already when the checkpoint's config has padding_idx)")
       ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
       ("h,help", "show this help");
   add_memory_option(options);
@@ -96,8 +101,10 @@ inline int grad_command(int argc, char** argv) {
   set_num_threads(thread_count(args));
   std::string dtype = args["dtype"].as<std::string>();
   const int64_t limit = memory_limit(args);
-  if (dtype == "float") return run_grad<float>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>(), limit);
-  if (dtype == "double") return run_grad<double>(args["weights"].as<std::string>(), args["batch"].as<std::string>(), args["out"].as<std::string>(), limit);
+  const std::string weights = args["weights"].as<std::string>(), batch = args["batch"].as<std::string>(), out = args["out"].as<std::string>();
+  const bool padding_idx = args.count("padding-idx") > 0;
+  if (dtype == "float") return run_grad<float>(weights, batch, out, limit, padding_idx);
+  if (dtype == "double") return run_grad<double>(weights, batch, out, limit, padding_idx);
   throw cxxopts::exceptions::exception("--dtype must be float or double, got " + dtype);
 }
 

@@ -183,6 +183,8 @@ inline int train_command(int argc, char** argv) {
       ("no-adaptation", "no learned delta and b: the semantic phase is rotated by alpha only (delta fixed at 1, b = 0)")
       ("no-input-rotary", "no input rotary table psi")
       ("no-absolute-positions", "pos euler without SASRec's learned absolute position table")
+      ("padding-idx", "row 0 of the item table (padding) gets no gradient from lookups, as RecBole's "
+       "nn.Embedding(padding_idx=0); default: the true derivative")
       ("contrastive-mode", "authors|masked", cxxopts::value<std::string>()->default_value("authors"))
       ("mask-ratio", "BERT4Rec mask ratio", cxxopts::value<double>()->default_value("0.2"))
       ("config", "FILE.json: model settings (RecBole key names); FILE.yaml: a RecBole config (training, data and "
@@ -300,6 +302,7 @@ inline int train_command(int argc, char** argv) {
   if (args.count("no-adaptation")) c.adaptation = false;
   if (args.count("no-input-rotary")) c.input_rotary = false;
   if (args.count("no-absolute-positions")) c.absolute_positions = false;
+  if (args.count("padding-idx")) c.padding_idx = true;
 
   TrainOptions t;
   t.epochs = args["epochs"].as<int>();

@@ -60,6 +60,37 @@ TEST_CASE("euler grad writes every parameter's gradient, equal to the in-process
   }
 }
 
+TEST_CASE("euler grad --padding-idx: only row 0 of the item table loses its lookup gradient") {
+  EulerFormerConfig c;
+  c.n_items = 12;
+  c.hidden_size = 8;
+  c.inner_size = 16;
+  c.max_len = 5;
+  c.lamb = 0.1;  // the contrastive loss reaches the padding positions' embeddings
+  EulerFormer<double> model(c, 17);
+  std::string weights = temp_path("padding_model.safetensors"), batch = temp_path("padding_batch.txt");
+  std::string plain = temp_path("plain.safetensors"), padded = temp_path("padded.safetensors");
+  save_weights(weights, model);
+  std::ofstream(batch) << "1 2 3\n5 6 7 8 9\n";  // the first list is padded
+  REQUIRE(run("grad --weights " + weights + " --batch " + batch + " --out " + plain + " --dtype double", temp_path("log")) == 0);
+  REQUIRE(run("grad --weights " + weights + " --batch " + batch + " --out " + padded + " --dtype double --padding-idx", temp_path("log")) == 0);
+  auto a = safetensors::File::read(plain), b = safetensors::File::read(padded);
+  for (const auto& info : a.tensors()) {
+    CAPTURE(info.name);
+    Tensor<double> x = a.tensor<double>(info.name), y = b.tensor<double>(info.name);
+    REQUIRE(x.numel() == y.numel());
+    int64_t first_differing = -1;
+    for (int64_t k = 0; k < x.numel() && first_differing < 0; ++k)
+      if (x[k] != y[k]) first_differing = k;
+    if (info.name == "item_embedding.weight")
+      CHECK((first_differing >= 0 && first_differing < c.hidden_size));  // row 0 differs, ...
+    else
+      CHECK(first_differing == -1);
+  }
+  Tensor<double> x = a.tensor<double>("item_embedding.weight"), y = b.tensor<double>("item_embedding.weight");
+  for (int64_t k = c.hidden_size; k < x.numel(); ++k) REQUIRE(x[k] == y[k]);  // ... and only row 0
+}
+
 TEST_CASE("euler grad: bad invocations give a clear message and a non-zero exit") {
   EulerFormerConfig c;
   c.n_items = 6;

@@ -265,7 +265,7 @@ TEST_CASE("config: defaults, JSON round trip with RecBole keys, clear errors") {
   auto j = c.to_json();
   for (const char* key : {"n_layers", "n_heads", "hidden_size", "inner_size", "hidden_dropout_prob", "attn_dropout_prob",
                           "hidden_act", "layer_norm_eps", "MAX_ITEM_LIST_LENGTH", "init_factor", "euler_bias", "tep", "lamb",
-                          "n_items", "backbone", "pos", "delta_shape", "objective", "absolute_positions"})
+                          "n_items", "backbone", "pos", "delta_shape", "objective", "absolute_positions", "padding_idx"})
     CHECK_MESSAGE(j.contains(key), key);
   EulerFormerConfig back = EulerFormerConfig::from_json(j);
   CHECK(back.to_json() == j);

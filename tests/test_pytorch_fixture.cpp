@@ -1,6 +1,6 @@
 // euler against PyTorch, in the repository: tests/fixtures/pytorch/*.safetensors hold small models
 // (every positional scheme, both objectives, both contrastive modes, scalar and vector delta, both
-// backbones, EulerFormer without the absolute position table), a batch with padding, and the loss and every gradient as PyTorch computes them in
+// backbones, EulerFormer without the absolute position table, RecBole's padding_idx), a batch with padding, and the loss and every gradient as PyTorch computes them in
 // float64 with autograd, from a model written after the specification and sharing no code with
 // euler (bench/pytorch_fixture.py; the fixtures' README says how to regenerate them). Here euler
 // computes the same in double, through the fused layer (what training runs) and the composed ops
@@ -39,9 +39,9 @@ TEST_CASE("pytorch fixtures: loss and every gradient equal PyTorch's to 1e-9 (fu
   for (const auto& entry : fs::directory_iterator(fixture_dir()))
     if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
-  REQUIRE(files.size() >= 12);
+  REQUIRE(files.size() >= 13);
   std::set<std::string> schemes, backbones, objectives;
-  int euler_without_absolute = 0;
+  int euler_without_absolute = 0, with_padding_idx = 0;
   for (const fs::path& path : files) {
     CAPTURE(path.filename().string());
     safetensors::File file = safetensors::File::read(path.string());
@@ -50,6 +50,7 @@ TEST_CASE("pytorch fixtures: loss and every gradient equal PyTorch's to 1e-9 (fu
     backbones.insert(std::string(to_string(config.backbone)));
     objectives.insert(std::string(to_string(config.objective)));
     euler_without_absolute += config.uses_euler() && !config.absolute_positions;
+    with_padding_idx += config.padding_idx;
     EulerFormer<double> model(config);
     Parameters<double>& params = model.parameters();
     // The same parameters on both sides: every one of euler's is in the file, with its gradient,
@@ -91,4 +92,5 @@ TEST_CASE("pytorch fixtures: loss and every gradient equal PyTorch's to 1e-9 (fu
   CHECK(backbones == std::set<std::string>{"bert4rec", "sasrec"});
   CHECK(objectives == std::set<std::string>{"all", "last"});
   CHECK(euler_without_absolute >= 1);
+  CHECK(with_padding_idx >= 1);
 }

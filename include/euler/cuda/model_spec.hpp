@@ -24,6 +24,8 @@ inline ModelSpec spec_of(const EulerFormer<float>& model) {
   const EulerFormerConfig& c = model.config();
   if (c.backbone != Backbone::sasrec)
     throw std::invalid_argument("the CUDA backend runs the SASRec backbone only (this model is " + to_string(c.backbone) + ")");
+  if (c.padding_idx)
+    throw std::invalid_argument("the CUDA backend has no padding_idx (row 0 of the item table gets its true gradient there)");
   ModelSpec s;
   s.n_layers = c.n_layers;
   s.n_heads = c.n_heads;

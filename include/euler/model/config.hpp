@@ -91,6 +91,8 @@ struct EulerFormerConfig {
   bool input_rotary = true;            // the input rotary table psi
   bool absolute_positions = true;      // pos euler: keep SASRec's learned absolute position table, as the
                                        // authors do; off: positions enter only through the rotations
+  bool padding_idx = false;            // true: row 0 of the item table gets no gradient from lookups, as
+                                       // RecBole's nn.Embedding(padding_idx=0); false: the true derivative
   double mask_ratio = 0.2;             // BERT4Rec: fraction of positions replaced by the mask token
 
   static constexpr int kMaxLayers = 1024, kMaxWidth = 1 << 16, kMaxLength = 1 << 16;  // validate()'s bounds
@@ -165,6 +167,7 @@ struct EulerFormerConfig {
             {"differential_rotation", differential_rotation},
             {"input_rotary", input_rotary},
             {"absolute_positions", absolute_positions},
+            {"padding_idx", padding_idx},
             {"mask_ratio", mask_ratio}};
   }
 
@@ -223,6 +226,7 @@ struct EulerFormerConfig {
       else if (key == "differential_rotation") boolean(c.differential_rotation);
       else if (key == "input_rotary") boolean(c.input_rotary);
       else if (key == "absolute_positions") boolean(c.absolute_positions);
+      else if (key == "padding_idx") boolean(c.padding_idx);
       else if (key == "mask_ratio") number(c.mask_ratio);
       else throw ConfigError("config: unknown key '" + key + "'");
     }

@@ -118,7 +118,7 @@ class EulerFormer {
     TensorView<const int32_t> kept_ids = tape.keep(ids);
 
     // Input: item embedding (+ positions), the input rotary table, LayerNorm, dropout.
-    Var<T> x = item_embedding_.forward(ctx, kept_ids);  // [B, N, D]
+    Var<T> x = item_embedding_.forward(ctx, kept_ids, c.padding_idx ? 0 : -1);  // [B, N, D]
     if (position_embedding_ >= 0) x = x + first_rows(ctx.param(position_embedding_), N);
     if (c.pos == PosScheme::sinusoidal) x = x + tape.constant(rows_of(sinusoid_, N), "sinusoid");
     if (rotary_embedding_ >= 0) x = rotate_by_phase(x, first_rows(ctx.param(rotary_embedding_), N));

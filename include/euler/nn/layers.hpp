@@ -46,8 +46,9 @@ struct Embedding {
   }
   void init(Parameters<T>& params, Rng& rng, double stddev) const { fill_normal(params.value(weight), rng, T(0), T(stddev)); }
   Var<T> table(const Context<T>& ctx) const { return ctx.param(weight); }  // [rows, dim]
-  Var<T> forward(const Context<T>& ctx, TensorView<const int32_t> ids /*[...]*/) const {  // -> [..., dim]
-    return embedding(table(ctx), ids);
+  // -> [..., dim]; lookups of padding_idx (>= 0) send no gradient to its row, as PyTorch's nn.Embedding.
+  Var<T> forward(const Context<T>& ctx, TensorView<const int32_t> ids /*[...]*/, int32_t padding_idx = -1) const {
+    return embedding(table(ctx), ids, padding_idx);
   }
 };
 
