@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -380,6 +381,18 @@ inline int train_command(int argc, char** argv) {
     std::cerr << "writing the run to " << t.out_dir << " (--out DIR to choose)\n";
     if (args.count("seeds")) out_lock.emplace(lock_output_directory(t.out_dir));
   }
+  // A run that fails before it wrote anything (refused by its memory estimate, say) leaves no empty
+  // directory behind: only the one this command created, and only while it holds nothing but the lock.
+  struct RemoveUnused {
+    std::string dir;
+    ~RemoveUnused() {
+      if (dir.empty() || std::uncaught_exceptions() == 0) return;
+      std::error_code error;
+      for (const auto& entry : std::filesystem::directory_iterator(dir, error))
+        if (entry.path().filename() != DirectoryLock::kFileName) return;
+      if (!error) std::filesystem::remove_all(dir, error);
+    }
+  } remove_unused{args.count("out") || args.count("resume") ? std::string() : t.out_dir};
   RunSettings run;
   run.keep_bytes = int64_t(keep_mb) << 20;
   run.device = device;

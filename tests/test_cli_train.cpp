@@ -129,6 +129,14 @@ TEST_CASE("euler train without --out keeps the run in a new runs/ directory; pro
   size_t count = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir / "runs")) ++count;
   CHECK(count == 2);
+  // A run refused after its directory was made (here by the memory estimate) leaves none behind.
+  std::string refused = command;
+  refused.replace(refused.find(" > log"), 6, " --max-memory 1M > refused.log");
+  CHECK(std::system(refused.c_str()) != 0);
+  CHECK(read_file((dir / "refused.log").string()).find("writing the run to runs/") != std::string::npos);
+  count = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir / "runs")) ++count;
+  CHECK(count == 2);
 }
 
 TEST_CASE("euler train and friends: bad invocations give a clear message and a non-zero exit") {
