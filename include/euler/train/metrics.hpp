@@ -190,24 +190,17 @@ class RankingMetrics {
   // "hr@10", "recall@10" (the same), "ndcg@10" or "mrr@10", for any k in 1..max_cutoff(); 0 before
   // any row was added (count() tells the two apart).
   double value(std::string_view name) const {
-    const size_t at = name.find('@');
-    const std::string_view metric = name.substr(0, at);
-    int64_t k = 0;
-    bool k_ok = false;
-    if (at != std::string_view::npos) {
-      const char* first = name.data() + at + 1;
-      const char* last = name.data() + name.size();
-      auto [end, error] = std::from_chars(first, last, k);
-      k_ok = error == std::errc() && end == last && k >= 1 && k <= max_cutoff();
+    int64_t k = 0;  // metric_cutoff parses the name; here k must also be one this accumulator counts
+    try {
+      k = metric_cutoff(name);
+    } catch (const std::invalid_argument&) {
     }
-    double (*per_row)(int64_t, int64_t) = nullptr;
-    if (metric == "hr" || metric == "recall") per_row = hit_at;
-    if (metric == "ndcg") per_row = ndcg_at;
-    if (metric == "mrr") per_row = mrr_at;
-    if (!per_row || !k_ok)
+    if (k < 1 || k > max_cutoff())
       throw std::invalid_argument("RankingMetrics::value: unknown metric \"" + std::string(name) +
                                   "\" (expected hr@k, recall@k, ndcg@k or mrr@k with k in 1.." +
                                   std::to_string(max_cutoff()) + ")");
+    const std::string_view metric = name.substr(0, name.find('@'));
+    double (*per_row)(int64_t, int64_t) = metric == "ndcg" ? ndcg_at : metric == "mrr" ? mrr_at : hit_at;
     if (count_ == 0) return 0.0;
     double sum = 0;
     for (int64_t rank = 1; rank <= k; ++rank) sum += double(rank_counts_[size_t(rank)]) * per_row(rank, k);
