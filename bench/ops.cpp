@@ -1,6 +1,6 @@
 // bench/ops.cpp (euler-bench-ops): the tape's overhead over raw Eigen, measured in one run.
 //
-//   matmul   256x256x256 fp32:  raw  C.noalias() = A * B                       vs  euler::matmul on a tape
+//   matmul   256x256x256 fp32:  raw  euler::gemm (Eigen GEMM pieces, same threads)  vs  euler::matmul on a tape
 //            forward+backward:  raw  C = A B, dA = dC B^T, dB = A^T dC        vs  matmul + Tape::backward(C, dC)
 //   exp      1M fp32:           raw  y = x.exp() (Eigen array, same threads)   vs  euler::exp on a tape
 //            forward+backward:  raw  y = exp(x), dx = dy * y                   vs  exp + Tape::backward(y, dy)
@@ -11,7 +11,7 @@
 // allocation after the first iteration; the bench prints the count to show it). Each figure is the
 // median over --reps samples per side, the two sides alternating (raw, tape, tape, raw, ...), each
 // sample timing enough iterations to last --min-ms. Both sides use the same thread count
-// (euler::set_num_threads, which sets OpenMP and Eigen). Prints one line per figure, then one JSON
+// (euler::set_num_threads; the raw side splits its loops over euler's pool in the same chunks). Prints one line per figure, then one JSON
 // line with the ratios (tape / raw; targets: matmul <= 1.10, elementwise <= 2). Never fails on timing.
 //
 //   ./build/bench/euler-bench-ops [--threads 2] [--reps 21] [--min-ms 20]
@@ -25,10 +25,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace {
 
@@ -63,7 +59,7 @@ struct Figure {
 
 template <class Raw, class TapeSide>
 Figure compare(const std::string& key, Raw raw, TapeSide tape, const Options& opt) {
-  // Warm up both (fills the pool, faults pages in, starts OpenMP's threads).
+  // Warm up both (fills the buffer pool, faults pages in, wakes the thread pool).
   for (int i = 0; i < 3; ++i) raw(), tape();
   // Iterations per sample: enough for the slower side to last min_ms.
   double one = std::max(seconds_per_call(raw, 3), seconds_per_call(tape, 3));
@@ -90,22 +86,11 @@ void report(const Figure& f, const char* what, double flops, double target) {
   std::fflush(stdout);
 }
 
-// Raw side of the elementwise figures: Eigen array expressions split over the same threads as the
-// tape's parallel_for (OpenMP, static contiguous chunks), written directly against OpenMP.
+// Raw side of the elementwise figures: Eigen array expressions on the same contiguous chunks, over the
+// same threads, as the tape's parallel_for (one chunk per thread), but with no tape around them.
 template <class F>
 void raw_chunks(int64_t n, int threads, F&& f) {
-#if defined(_OPENMP)
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      f(n * t / nt, n * (t + 1) / nt);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  f(int64_t(0), n);
+  euler::parallel_for(n, std::max<int64_t>(1, n / std::max(1, threads)), f);
 }
 
 using Arr = Eigen::Array<float, Eigen::Dynamic, 1>;
@@ -140,7 +125,7 @@ int main(int argc, char** argv) {
   Options opt;
   if (int status = parse(argc, argv, opt); status >= 0) return status;
   euler::set_num_threads(opt.threads);
-  std::printf("euler-bench-ops: %d thread(s) (OpenMP max %d, Eigen %d), %s, median of %d samples of >= %.0f ms\n",
+  std::printf("euler-bench-ops: %d thread(s) (euler pool %d, Eigen %d), %s, median of %d samples of >= %.0f ms\n",
               opt.threads, euler::num_threads(), Eigen::nbThreads(), Eigen::SimdInstructionSetsInUse(), opt.reps,
               opt.min_ms);
 
@@ -157,7 +142,9 @@ int main(int argc, char** argv) {
     T C({n, n}), dA({n, n}), dB({n, n});
     euler::Tape<float> tape;
 
-    auto raw_fwd = [&] { C.mat().noalias() = A.mat() * B.mat(); };
+    // The raw side calls the kernel the op calls (euler::gemm splits the product over the same threads
+    // as the tape's matmul), so the ratio is the tape's own cost.
+    auto raw_fwd = [&] { euler::gemm(A.data(), n, n, false, B.data(), n, n, false, C.data(), false); };
     auto tape_fwd = [&] {
       tape.reset();
       auto a = tape.input(A), b = tape.input(B);
@@ -169,9 +156,9 @@ int main(int argc, char** argv) {
     figures.push_back(f);
 
     auto raw_fwd_bwd = [&] {
-      C.mat().noalias() = A.mat() * B.mat();
-      dA.mat().noalias() = dC.mat() * B.mat().transpose();
-      dB.mat().noalias() = A.mat().transpose() * dC.mat();
+      euler::gemm(A.data(), n, n, false, B.data(), n, n, false, C.data(), false);
+      euler::gemm(dC.data(), n, n, false, B.data(), n, n, true, dA.data(), false);
+      euler::gemm(A.data(), n, n, true, dC.data(), n, n, false, dB.data(), false);
     };
     auto tape_fwd_bwd = [&] {
       tape.reset();

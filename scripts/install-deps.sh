@@ -39,23 +39,24 @@ os="${EULER_DEPS_OS:-$(detect_os)}"
 
 # What euler needs, per system: a C++20 compiler and make, CMake >= 3.20, Eigen 3.4, doctest (tests),
 # cxxopts (the command-line programs), nlohmann-json (configs, reports), yaml-cpp (RecBole's YAML
-# configs for euler train --config), rsvg-convert (the tests
+# configs for euler train --config), OpenMPI (mpirun -np P euler train; optional, found by EULER_MPI=AUTO,
+# and the tests run it), rsvg-convert (the tests
 # render every SVG euler writes to PNG), pkg-config (a test builds against the installed euler.pc); for --fuzz clang and its libFuzzer/sanitizer runtimes.
 case "$os" in
   debian)
-    packages=(build-essential cmake pkgconf libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libyaml-cpp-dev librsvg2-bin)
+    packages=(build-essential cmake pkgconf libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libyaml-cpp-dev libopenmpi-dev openmpi-bin librsvg2-bin)
     [ $fuzz = 1 ] && packages+=(clang-14 libclang-rt-14-dev)
     installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; } ;;
   fedora)
-    packages=(gcc-c++ make cmake pkgconf-pkg-config eigen3-devel doctest-devel cxxopts-devel json-devel yaml-cpp-devel librsvg2-tools)
+    packages=(gcc-c++ make cmake pkgconf-pkg-config eigen3-devel doctest-devel cxxopts-devel json-devel yaml-cpp-devel openmpi-devel librsvg2-tools)
     [ $fuzz = 1 ] && packages+=(clang compiler-rt)
     installed() { rpm -q "$1" >/dev/null 2>&1; } ;;
   arch)
-    packages=(base-devel cmake pkgconf eigen doctest cxxopts nlohmann-json yaml-cpp librsvg)
+    packages=(base-devel cmake pkgconf eigen doctest cxxopts nlohmann-json yaml-cpp openmpi librsvg)
     [ $fuzz = 1 ] && packages+=(clang compiler-rt)
     installed() { pacman -Q "$1" >/dev/null 2>&1; } ;;
   macos)
-    packages=(cmake pkgconf eigen doctest cxxopts nlohmann-json yaml-cpp librsvg)
+    packages=(cmake pkgconf eigen doctest cxxopts nlohmann-json yaml-cpp open-mpi librsvg)
     [ $fuzz = 1 ] && packages+=(llvm)
     installed() { brew list --versions "$1" >/dev/null 2>&1; } ;;
   other)

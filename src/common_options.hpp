@@ -6,12 +6,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <type_traits>
 #include <iostream>
 #include <thread>
 
 #include <euler/data/dataset.hpp>
 #include <euler/eulerformer.hpp>
 #include <euler/train/memory.hpp>
+
+#include "mpi_session.hpp"
 
 namespace euler::cli {
 
@@ -60,8 +63,25 @@ inline int at_least(const cxxopts::ParseResult& args, const char* name, int lowe
 // --threads: 1 to max_threads() (4 per hardware thread), or a usage error naming the limit.
 // --threads' default: every hardware thread of the machine (the same seed and thread count give the
 // same results; pass --threads to fix it across machines).
-inline std::string default_threads() { return std::to_string(std::max(1u, std::thread::hardware_concurrency())); }
-inline std::string threads_help() { return "threads (by default the machine's hardware threads)"; }
+// A default as cxxopts shows it in --help and parses it: the library's own default, never restated.
+inline std::string default_text(int value) { return std::to_string(value); }
+inline std::string default_text(uint64_t value) { return std::to_string(value); }
+inline std::string default_text(double value) {  // the shortest text that reads back as the same double
+  char text[32];
+  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
+}
+template <class E>
+  requires std::is_enum_v<E>
+std::string default_text(E value) { return to_string(value); }
+
+// The machine's hardware threads, shared among the processes mpirun starts on it.
+inline std::string default_threads() {
+  const int processes = MpiSession::local_processes();
+  return std::to_string(std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / processes));
+}
+inline std::string threads_help() {
+  return "threads (by default the machine's hardware threads; under mpirun, divided among the processes on the machine)";
+}
 
 inline int thread_count(const cxxopts::ParseResult& args) {
   int threads = at_least(args, "threads", 1);

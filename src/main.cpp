@@ -1,12 +1,14 @@
 // euler: the command-line program. `euler <command> [options]`; `euler <command> --help` for each.
 #include <cxxopts.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include <euler/version.hpp>
 
 #include "grad_command.hpp"
+#include "mpi_session.hpp"
 #include "report_command.hpp"
 #include "train_command.hpp"
 
@@ -27,15 +29,29 @@ const char* kUsage =
 }
 
 int main(int argc, char** argv) {
+  euler::cli::MpiSession session(argc, argv);  // joins MPI under mpirun (src/mpi_session.hpp)
+  euler::cli::mpi_session() = &session;
+  const bool first_rank = session.rank() == 0;  // prints usage errors, help and results
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
-    std::cout << kUsage;
+    if (first_rank) std::cout << kUsage;
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
   if (command == "--version" || command == "version") {
-    std::cout << "euler " << EULER_VERSION_STRING << "\n";
+    if (first_rank) std::cout << "euler " << EULER_VERSION_STRING << "\n";
     return 0;
   }
+  if (session.size() > 1 && command != "train") {
+    if (first_rank) std::cerr << "euler " << command << ": runs in one process; only 'euler train' runs over MPI (start it without mpirun)\n";
+    return 2;
+  }
+#if !EULER_WITH_MPI
+  if (const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE"); ranks && std::atoi(ranks) > 1) {
+    std::cerr << "euler: started by mpirun with " << ranks << " processes, but this euler was built without MPI "
+                 "(install libopenmpi-dev and configure with -DEULER_MPI=ON)\n";
+    return 2;
+  }
+#endif
   try {
     if (command == "train") return euler::cli::train_command(argc - 1, argv + 1);
     if (command == "eval") return euler::cli::eval_command(argc - 1, argv + 1);
@@ -44,11 +60,10 @@ int main(int argc, char** argv) {
     if (command == "report") return euler::cli::report_command(argc - 1, argv + 1);
     std::cerr << "euler: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "euler " << command << ": " << e.what() << " (see 'euler " << command << " --help')\n";
+  } catch (const cxxopts::exceptions::exception& e) {  // the flags: the same on every rank
+    if (first_rank) std::cerr << "euler " << command << ": " << e.what() << " (see 'euler " << command << " --help')\n";
     return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "euler " << command << ": error: " << e.what() << "\n";
-    return 1;
+  } catch (const std::exception& e) {  // may be this rank's alone: it stops every rank
+    return session.fail("euler " + command + ": error: " + e.what() + "\n", 1);
   }
 }

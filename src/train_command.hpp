@@ -41,8 +41,9 @@ inline nlohmann::json train_one_run(const EulerFormerConfig& c, const TrainOptio
   if (!run.resume.empty()) trainer.resume(run.resume);
   std::unique_ptr<StepBackend<float>> gpu = step_backend(run.device, trainer.model(), t.verbose);
   trainer.set_step_backend(gpu.get());
+  trainer.set_group(process_group());  // under mpirun: this rank's share of every batch
   nlohmann::json result = trainer.run();
-  if (!run.plot_dir.empty())
+  if (!run.plot_dir.empty() && process_rank() == 0)
     plot::write_training_curves(run.plot_dir, trainer.epochs(), std::filesystem::path(data.source).filename().string());
   return result;
 }
@@ -164,51 +165,53 @@ inline int train_command(int argc, char** argv) {
                            "print the final metrics as one JSON line. Defaults are the paper's settings.");
   add_data_options(options);
   add_memory_option(options);
+  const EulerFormerConfig model;  // the defaults shown and used: the library's own
+  const TrainOptions training;
   options.add_options("model")
-      ("backbone", "sasrec|bert4rec", cxxopts::value<std::string>()->default_value("sasrec"))
-      ("pos", "positional scheme: none|learned|sinusoidal|rope|euler", cxxopts::value<std::string>()->default_value("euler"))
+      ("backbone", "sasrec|bert4rec", cxxopts::value<std::string>()->default_value(default_text(model.backbone)))
+      ("pos", "positional scheme: none|learned|sinusoidal|rope|euler", cxxopts::value<std::string>()->default_value(default_text(model.pos)))
       ("objective", "last (a loss per prefix, the authors') | all (every position of one window per user)",
-       cxxopts::value<std::string>()->default_value("last"))
-      ("max-len", "N, the list length (MAX_ITEM_LIST_LENGTH)", cxxopts::value<int>()->default_value("50"))
-      ("hidden", "hidden size d (even)", cxxopts::value<int>()->default_value("64"))
-      ("layers", "transformer layers", cxxopts::value<int>()->default_value("2"))
-      ("heads", "attention heads", cxxopts::value<int>()->default_value("2"))
-      ("inner", "feed-forward width", cxxopts::value<int>()->default_value("256"))
-      ("dropout", "hidden dropout", cxxopts::value<double>()->default_value("0.5"))
-      ("attn-dropout", "attention dropout", cxxopts::value<double>()->default_value("0.5"))
-      ("lamb", "weight of the phase contrastive loss (0: off)", cxxopts::value<double>()->default_value("1e-5"))
-      ("tep", "temperature of the phase contrastive loss", cxxopts::value<double>()->default_value("1"))
-      ("init-factor", "initial delta", cxxopts::value<double>()->default_value("1"))
-      ("delta-shape", "scalar|vector", cxxopts::value<std::string>()->default_value("scalar"))
+       cxxopts::value<std::string>()->default_value(default_text(model.objective)))
+      ("max-len", "N, the list length (MAX_ITEM_LIST_LENGTH)", cxxopts::value<int>()->default_value(default_text(model.max_len)))
+      ("hidden", "hidden size d (even)", cxxopts::value<int>()->default_value(default_text(model.hidden_size)))
+      ("layers", "transformer layers", cxxopts::value<int>()->default_value(default_text(model.n_layers)))
+      ("heads", "attention heads", cxxopts::value<int>()->default_value(default_text(model.n_heads)))
+      ("inner", "feed-forward width", cxxopts::value<int>()->default_value(default_text(model.inner_size)))
+      ("dropout", "hidden dropout", cxxopts::value<double>()->default_value(default_text(model.hidden_dropout_prob)))
+      ("attn-dropout", "attention dropout", cxxopts::value<double>()->default_value(default_text(model.attn_dropout_prob)))
+      ("lamb", "weight of the phase contrastive loss (0: off)", cxxopts::value<double>()->default_value(default_text(model.lamb)))
+      ("tep", "temperature of the phase contrastive loss", cxxopts::value<double>()->default_value(default_text(model.tep)))
+      ("init-factor", "initial delta", cxxopts::value<double>()->default_value(default_text(model.init_factor)))
+      ("delta-shape", "scalar|vector", cxxopts::value<std::string>()->default_value(default_text(model.delta_shape)))
       ("no-euler-bias", "no phase bias b")
       ("no-adaptation", "no learned delta and b: the semantic phase is rotated by alpha only (delta fixed at 1, b = 0)")
       ("no-input-rotary", "no input rotary table psi")
       ("no-absolute-positions", "pos euler without SASRec's learned absolute position table")
       ("padding-idx", "row 0 of the item table (padding) gets no gradient from lookups, as RecBole's "
        "nn.Embedding(padding_idx=0); default: the true derivative")
-      ("contrastive-mode", "authors|masked", cxxopts::value<std::string>()->default_value("authors"))
-      ("mask-ratio", "BERT4Rec mask ratio", cxxopts::value<double>()->default_value("0.2"))
+      ("contrastive-mode", "authors|masked", cxxopts::value<std::string>()->default_value(default_text(model.contrastive_mode)))
+      ("mask-ratio", "BERT4Rec mask ratio", cxxopts::value<double>()->default_value(default_text(model.mask_ratio)))
       ("config", "FILE.json: model settings (RecBole key names); FILE.yaml: a RecBole config (training, data and "
        "model keys, RecBole's defaults for the rest; docs/recbole.md). Flags given explicitly override it",
        cxxopts::value<std::string>());
   options.add_options("training")
-      ("epochs", "maximum epochs", cxxopts::value<int>()->default_value("500"))
-      ("batch-size", "training batch", cxxopts::value<int>()->default_value("4096"))
-      ("lr", "learning rate", cxxopts::value<double>()->default_value("0.001"))
-      ("weight-decay", "L2 (Adam) or decoupled (with --adamw) weight decay", cxxopts::value<double>()->default_value("0"))
+      ("epochs", "maximum epochs", cxxopts::value<int>()->default_value(default_text(training.epochs)))
+      ("batch-size", "training batch", cxxopts::value<int>()->default_value(default_text(training.batch_size)))
+      ("lr", "learning rate", cxxopts::value<double>()->default_value(default_text(training.lr)))
+      ("weight-decay", "L2 (Adam) or decoupled (with --adamw) weight decay", cxxopts::value<double>()->default_value(default_text(training.weight_decay)))
       ("adamw", "AdamW instead of Adam")
-      ("clip", "clip the global gradient norm to this (0: off)", cxxopts::value<double>()->default_value("0"))
-      ("patience", "stop after this many epochs without a better --valid-metric", cxxopts::value<int>()->default_value("15"))
+      ("clip", "clip the global gradient norm to this (0: off)", cxxopts::value<double>()->default_value(default_text(training.clip_norm)))
+      ("patience", "stop after this many epochs without a better --valid-metric", cxxopts::value<int>()->default_value(default_text(training.patience)))
       ("valid-metric", "the validation metric that picks the best epoch: ndcg@K, hr@K (= recall@K) or mrr@K",
-       cxxopts::value<std::string>()->default_value("ndcg@10"))
-      ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("2024"))
+       cxxopts::value<std::string>()->default_value(training.valid_metric))
+      ("seed", "random seed", cxxopts::value<uint64_t>()->default_value(default_text(training.seed)))
       ("seeds", "several runs, one per seed (e.g. 1,2,3), each in --out/seed-S; prints each run's metrics and then "
        "their mean and standard deviation. Run the same command again to resume: a finished seed is read from its "
        "result.json, an unfinished one resumes from its checkpoint", cxxopts::value<std::string>())
       ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
       ("device", "where the training steps run: cpu | cuda (the CUDA backend, SASRec; evaluation stays on the CPU)",
        cxxopts::value<std::string>()->default_value("cpu"))
-      ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
+      ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value(default_text(training.eval_batch)))
       ("keep-mb", "memory per transformer layer for the intermediates its backward reads: kept when they fit "
        "(faster), recomputed otherwise (0: always recompute, the least memory)",
        cxxopts::value<int>()->default_value(std::to_string(FusedLayerSpec{}.keep_bytes >> 20)))
@@ -219,12 +222,12 @@ inline int train_command(int argc, char** argv) {
        "with --resume: none)", cxxopts::value<std::string>())
       ("resume", "continue from a checkpoint.safetensors", cxxopts::value<std::string>())
       ("on-nonfinite", "a step with a NaN or inf loss or gradient: stop (name the op and exit) | skip (no update)",
-       cxxopts::value<std::string>()->default_value("stop"))
+       cxxopts::value<std::string>()->default_value(default_text(training.on_nonfinite)))
       ("plot", "directory for the training curves: loss and validation metrics per epoch as SVG (with pos euler also delta, b, their gradients and the phases), and curves.csv",
        cxxopts::value<std::string>())
       ("quiet", "no per-epoch lines or progress bar")
       ("progress-every", "when stderr is not a terminal (nohup, CI), a progress line every this many seconds "
-       "inside an epoch (0: none)", cxxopts::value<double>()->default_value("30"))
+       "inside an epoch (0: none)", cxxopts::value<double>()->default_value(default_text(training.progress_every)))
       ("h,help", "show this help");
   auto args = options.parse(argc, argv);
   if (args.count("help")) {
@@ -350,9 +353,14 @@ inline int train_command(int argc, char** argv) {
   validate_flags(c, args.count("config") ? args["config"].as<std::string>() : "");
   const std::string device = args["device"].as<std::string>();
   check_device(device, c);
+  // Under mpirun: every rank trains its share; rank 0 alone prints and writes (src/mpi_session.hpp).
+  const bool first_rank = process_rank() == 0;
+  if (process_group() && device != "cpu")
+    throw cxxopts::exceptions::exception("--device " + device + " trains in one process; start it without mpirun");
+  if (!first_rank) t.verbose = t.progress = false;
 
   std::string plot_dir = args.count("plot") ? args["plot"].as<std::string>() : "";
-  if (!plot_dir.empty()) {  // fail now, not after training
+  if (!plot_dir.empty() && first_rank) {  // fail now, not after training
     std::error_code error;
     std::filesystem::create_directories(plot_dir, error);
     if (error) throw IoError(plot_dir + ": cannot create the --plot directory: " + error.message());
@@ -370,13 +378,13 @@ inline int train_command(int argc, char** argv) {
   // so a second --seeds command on it is refused at once; each seed's run holds its seed-S too. One
   // run holds --out in Trainer::run().
   std::optional<DirectoryLock> out_lock;
-  if (args.count("seeds") && !t.out_dir.empty()) out_lock.emplace(lock_output_directory(t.out_dir));
+  if (args.count("seeds") && !t.out_dir.empty() && first_rank) out_lock.emplace(lock_output_directory(t.out_dir));
 
   set_num_threads(t.threads);
   Dataset data = load_data(args, t.verbose);
   // No --out (and nothing to resume): a new directory, once the data has been read, so a trained model
-  // is never thrown away.
-  if (!args.count("out") && !args.count("resume")) {
+  // is never thrown away (by rank 0 alone, which writes it).
+  if (!args.count("out") && !args.count("resume") && first_rank) {
     t.out_dir = new_run_directory("runs", to_string(c.pos));
     std::cerr << "writing the run to " << t.out_dir << " (--out DIR to choose)\n";
     if (args.count("seeds")) out_lock.emplace(lock_output_directory(t.out_dir));
@@ -402,7 +410,7 @@ inline int train_command(int argc, char** argv) {
     run.plot_dir = plot_dir;
     nlohmann::json result = train_one_run(c, t, data, run);
     result["data"] = data_json(data);
-    std::cout << json_text(result) << std::endl;
+    if (first_rank) std::cout << json_text(result) << std::endl;
     return 0;
   }
   std::vector<nlohmann::json> results;
@@ -430,6 +438,7 @@ inline int train_command(int argc, char** argv) {
   }
   nlohmann::json summary = summarize_seeds(seeds, results);
   summary["data"] = data_json(data);
+  if (!first_rank) return 0;
   if (!t.out_dir.empty()) write_file_atomically((std::filesystem::path(t.out_dir) / "summary.json").string(), json_text(summary, 2) + "\n");
   std::cout << json_text(summary) << std::endl;
   return 0;
@@ -516,7 +525,7 @@ inline int eval_command(int argc, char** argv) {
   options.add_options()
       ("checkpoint", "best.safetensors or checkpoint.safetensors", cxxopts::value<std::string>())
       ("threads", threads_help(), cxxopts::value<int>()->default_value(default_threads()))
-      ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value("1024"))
+      ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value(default_text(TrainOptions{}.eval_batch)))
       ("exclude-history", "drop history items from the ranking")
       ("ranks", "also write each user's validation and test rank (1 = best) to this file, tab-separated "
                 "(user, valid_rank, test_rank), to compare two checkpoints user by user",

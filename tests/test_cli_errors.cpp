@@ -518,6 +518,7 @@ TEST_CASE("cli: --threads defaults to the machine's hardware threads") {
     std::string help;  // cxxopts wraps the help: compare with single spaces
     for (char c : read_file(log))
       if (!std::isspace(static_cast<unsigned char>(c)) || (!help.empty() && help.back() != ' ')) help += std::isspace(static_cast<unsigned char>(c)) ? ' ' : c;
-    CHECK_CONTAINS(help, "--threads arg threads (by default the machine's hardware threads) (default: " + threads + ")");
+    CHECK_CONTAINS(help, "--threads arg threads (by default the machine's hardware threads; under mpirun, divided among the "
+                         "processes on the machine) (default: " + threads + ")");
   }
 }

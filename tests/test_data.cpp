@@ -9,6 +9,7 @@
 
 #include <euler/data/dataset.hpp>
 #include <euler/data/interactions.hpp>
+#include <euler/data/rows.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,6 +70,32 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 // ---- formats -------------------------------------------------------------------------------------
+
+TEST_CASE("data: rows of model input: the last N items, a window with its targets, BERT4Rec's mask") {
+  using Row = std::vector<int32_t>;
+  const Row items = {1, 2, 3, 4, 5};
+  Row ids(3, -1), targets(3, -1);
+  CHECK(fill_history(items, 3, ids.data()) == 3);
+  CHECK(ids == Row{3, 4, 5});  // the most recent N
+  CHECK(fill_history(std::span<const int32_t>(items).first(2), 3, ids.data()) == 2);
+  CHECK(ids == Row{1, 2, 0});  // left-aligned, padded on the right
+  CHECK(fill_history({}, 3, ids.data()) == 0);
+  CHECK(ids == Row{0, 0, 0});
+
+  fill_window(items, 3, ids.data(), targets.data());  // N + 1 = 4 items: 3 inputs, each with its next
+  CHECK(ids == Row{2, 3, 4});
+  CHECK(targets == Row{3, 4, 5});
+  fill_window(std::span<const int32_t>(items).first(2), 3, ids.data(), targets.data());
+  CHECK(ids == Row{1, 0, 0});
+  CHECK(targets == Row{2, 0, 0});
+
+  CHECK(fill_masked(items, 3, 99, ids.data()) == 2);  // full: the last N - 1 items, then the mask
+  CHECK(ids == Row{4, 5, 99});
+  CHECK(fill_masked(std::span<const int32_t>(items).first(1), 3, 99, ids.data()) == 1);
+  CHECK(ids == Row{1, 99, 0});
+  CHECK(fill_masked({}, 1, 99, ids.data()) == 0);
+  CHECK(ids[0] == 99);
+}
 
 TEST_CASE("data: format names round trip, and an unknown name lists the accepted ones") {
   for (std::string_view name : format_names) CHECK(format_name(parse_format(name)) == name);

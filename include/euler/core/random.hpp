@@ -96,6 +96,29 @@ class Rng {
     return base;
   }
 
+  // ---- a share of a batch (data parallelism, train/group.hpp) ------------------------------------
+  // A process that computes only rows [first, first + rows) of a batch of `total` rows sets its share
+  // here. reserve_rows(n), for n numbers over a tensor whose leading dimension is its rows, then
+  // reserves the numbers of the whole batch and hands back where this share's start, so every process
+  // draws exactly what one process computing the whole batch would (the dropout masks do this).
+  struct RowShare {
+    int64_t first = 0, rows = 0, total = 0;  // total 0: no share, this process has the whole batch
+  };
+  struct Reserved {
+    uint64_t base;    // what reserve() returned: the block of the whole batch
+    uint64_t offset;  // this share's first number within it
+  };
+  void set_row_share(RowShare share) { share_ = share; }
+  const RowShare& row_share() const { return share_; }
+  Reserved reserve_rows(uint64_t n) {
+    if (share_.total == 0) return {reserve(n), 0};
+    if (share_.rows < 1 || n % uint64_t(share_.rows) != 0)
+      throw ShapeError("Rng::reserve_rows: " + std::to_string(n) + " numbers do not split into " + std::to_string(share_.rows) +
+                       " rows");
+    const uint64_t per_row = n / uint64_t(share_.rows);
+    return {reserve(per_row * uint64_t(share_.total)), per_row * uint64_t(share_.first)};
+  }
+
   // ---- std::uniform_random_bit_generator -----------------------------------------------------------
   using result_type = uint64_t;
   static constexpr uint64_t min() { return 0; }
@@ -104,6 +127,7 @@ class Rng {
 
  private:
   RngState state_;
+  RowShare share_;
 };
 
 inline constexpr int64_t kRandomFillGrain = 1 << 14;  // elements per thread worth splitting

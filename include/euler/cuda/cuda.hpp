@@ -8,9 +8,9 @@
 //
 // This header needs no CUDA header and no GPU; its functions are defined in src/cuda/euler_cuda.cu,
 // built as the library euler::cuda when CMake finds nvcc (option EULER_CUDA). Code that links it gets
-// EULER_WITH_CUDA=1. From a CPU model, include/euler/cuda/bridge.hpp builds the ModelSpec:
+// EULER_WITH_CUDA=1. From a CPU model, include/euler/cuda/model_spec.hpp builds the ModelSpec:
 //
-//     #include <euler/cuda/bridge.hpp>
+//     #include <euler/cuda/model_spec.hpp>
 //     if (euler::cuda::Status s = euler::cuda::status(); !s.usable()) throw std::runtime_error(s.reason);
 //     euler::cuda::Model gpu(euler::cuda::spec_of(model));          // model: euler::EulerFormer<float>
 //     gpu.set_parameters(model.parameters().values().data, model.parameters().numel());

@@ -16,6 +16,7 @@
 #include "euler/core/tensor.hpp"
 #include "euler/data/data_error.hpp"
 #include "euler/data/interactions.hpp"
+#include "euler/data/rows.hpp"
 #include "euler/io/atomic_file.hpp"
 #include "euler/model/config.hpp"
 
@@ -87,21 +88,13 @@ inline GradBatch make_grad_batch(const std::vector<std::vector<int32_t>>& lists,
     if (list.size() < 2)
       throw DataError(source + ": list " + std::to_string(b + 1) + " needs at least one history item and a target");
     int32_t* ids = g.ids.data() + b * N;
+    std::span<const int32_t> history(list.data(), list.size() - 1);
     if (c.backbone == Backbone::bert4rec) {
-      int64_t keep = std::min<int64_t>(int64_t(list.size()) - 1, N - 1);
-      for (int64_t j = 0; j < keep; ++j) ids[j] = list[list.size() - 1 - size_t(keep) + size_t(j)];
-      ids[keep] = c.mask_token();
-      g.targets.data()[b * N + keep] = list.back();
+      g.targets.data()[b * N + fill_masked(history, N, c.mask_token(), ids)] = list.back();
     } else if (c.objective == Objective::all) {
-      int64_t keep = std::min<int64_t>(int64_t(list.size()), N + 1);
-      size_t first = list.size() - size_t(keep);
-      for (int64_t j = 0; j + 1 < keep; ++j) {
-        ids[j] = list[first + size_t(j)];
-        g.targets.data()[b * N + j] = list[first + size_t(j) + 1];
-      }
+      fill_window(list, N, ids, g.targets.data() + b * N);
     } else {
-      int64_t keep = std::min<int64_t>(int64_t(list.size()) - 1, N);
-      for (int64_t j = 0; j < keep; ++j) ids[j] = list[list.size() - 1 - size_t(keep) + size_t(j)];
+      fill_history(history, N, ids);
       g.targets.data()[b] = list.back();
     }
   }

@@ -212,7 +212,7 @@ Var<T> phase_contrastive_loss(const Context<T>& ctx, Var<T> phases /*[B, N, h]*/
   const bool masked = mode == ContrastiveMode::masked;
   // The view V: dropout(P, 0.5) while training (kept angles doubled), P itself otherwise.
   const bool two_views = ctx.dropout_on;
-  const DropoutMask view_mask = two_views ? DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * N * h)), 0.5)
+  const DropoutMask view_mask = two_views ? draw_dropout_mask(ctx.rng, uint64_t(B * N * h), 0.5)
                                           : DropoutMask(RandomStream(), 0, 0.0);
   const int32_t* kept_ids = tape.keep(ids).data;
   const int64_t count = contrastive_count(kept_ids, B, N, mode);

@@ -587,14 +587,14 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
   if (spec.rotation == LayerRotation::euler) p.alpha = tape.keep(TensorView<const T>{Shape{N, half}, alpha.data}).data;
   // Random draws, in the composed layer's order.
   if (spec.contrastive && ctx.dropout_on) {
-    p.view_q = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * N * half)), 0.5);
-    p.view_k = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * N * half)), 0.5);
+    p.view_q = draw_dropout_mask(ctx.rng, uint64_t(B * N * half), 0.5);
+    p.view_k = draw_dropout_mask(ctx.rng, uint64_t(B * N * half), 0.5);
   }
   if (ctx.dropout_on && spec.attn_dropout > 0)
-    p.attn_mask = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * spec.H * Qn * N)), spec.attn_dropout);
+    p.attn_mask = draw_dropout_mask(ctx.rng, uint64_t(B * spec.H * Qn * N), spec.attn_dropout);
   if (ctx.dropout_on && spec.hidden_dropout > 0) {
-    p.dense_mask = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * Qn * D)), spec.hidden_dropout);
-    p.ffn_mask = DropoutMask(ctx.rng.stream(), ctx.rng.reserve(uint64_t(B * Qn * D)), spec.hidden_dropout);
+    p.dense_mask = draw_dropout_mask(ctx.rng, uint64_t(B * Qn * D), spec.hidden_dropout);
+    p.ffn_mask = draw_dropout_mask(ctx.rng, uint64_t(B * Qn * D), spec.hidden_dropout);
   }
   if (spec.contrastive)
     p.contrastive_scale = T(spec.lamb / double(std::max<int64_t>(1, contrastive_count(p.ids, B, N, spec.contrastive_mode))));

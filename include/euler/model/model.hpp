@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "euler/data/rows.hpp"
 #include "euler/model/config.hpp"
 #include "euler/model/contrastive.hpp"
 #include "euler/model/fused_layer.hpp"
@@ -179,12 +180,8 @@ class EulerFormer {
     TensorView<int32_t> with_mask = tape.template alloc_as<int32_t>(Shape{B, N});
     TensorView<int32_t> where = tape.template alloc_as<int32_t>(Shape{B});
     for (int64_t b = 0; b < B; ++b) {
-      const int32_t* row = ids.data + b * N;
-      int64_t length = valid_length(row, N);
-      int64_t drop = length == N ? 1 : 0;  // full: shift left by one to make room
-      for (int64_t j = 0; j < N; ++j) with_mask[b * N + j] = j + drop < length ? row[j + drop] : 0;
-      with_mask[b * N + (length - drop)] = config_.mask_token();
-      where[b] = int32_t(length - drop);
+      std::span<const int32_t> history(ids.data + b * N, size_t(valid_length(ids.data + b * N, N)));
+      where[b] = int32_t(fill_masked(history, N, config_.mask_token(), with_mask.data + b * N));
     }
     return item_logits(ctx, encode(ctx, TensorView<const int32_t>{with_mask.shape, with_mask.data}, nullptr, nullptr,
                                    TensorView<const int32_t>{where.shape, where.data}));

@@ -280,15 +280,19 @@ Var<T> layer_norm(Var<T> x /*[..., D]*/, Var<T> gamma /*[D]*/, Var<T> beta /*[D]
 // Wellons' lowbias32, keyed by 64 bits derived from the stream and the block's first counter), all in
 // 32-bit integer arithmetic, so the loop vectorises 16 lanes wide: a 64-bit mix per element cost as much
 // as the rest of a training step's elementwise work. p is resolved to 2^-24, as PyTorch's float draw.
+// `offset` shifts the element numbers: a process computing some rows of a batch (Rng::reserve_rows)
+// masks its element i as element offset + i of the whole batch.
 struct DropoutMask {
   uint32_t key0 = 0, key1 = 0;
   uint32_t threshold = 0;  // ceil(p * 2^24)
+  uint32_t offset = 0;
 
-  DropoutMask(RandomStream s, uint64_t first, double p) {
+  DropoutMask(RandomStream s, uint64_t first, double p, uint64_t element_offset = 0) {
     uint64_t key = s.bits(first);
     key0 = uint32_t(key);
     key1 = uint32_t(key >> 32);
     threshold = uint32_t(std::ceil(p * 0x1.0p24));
+    offset = uint32_t(element_offset);
   }
   static constexpr uint32_t lowbias32(uint32_t x) {
     x ^= x >> 16;
@@ -297,8 +301,18 @@ struct DropoutMask {
     x *= 0x846CA68Bu;
     return x ^ (x >> 16);
   }
-  [[gnu::always_inline]] bool keep(int64_t i) const { return (lowbias32(lowbias32(uint32_t(i) ^ key0) + key1) >> 8) >= threshold; }
+  [[gnu::always_inline]] bool keep(int64_t i) const {
+    return (lowbias32(lowbias32((uint32_t(i) + offset) ^ key0) + key1) >> 8) >= threshold;
+  }
 };
+
+// The mask of a dropout over `count` elements whose leading dimension is the batch, drawn from rng: the
+// numbers [base, base + count) of its stream, or this process's rows of the whole batch's block when
+// the Rng holds a row share (Rng::reserve_rows).
+inline DropoutMask draw_dropout_mask(Rng& rng, uint64_t count, double p) {
+  const Rng::Reserved block = rng.reserve_rows(count);
+  return DropoutMask(rng.stream(), block.base, p, block.offset);
+}
 
 // out[i] = (or += when kAccumulate) keep(first + i) ? x[i] * scale : 0, for i in [0, n): the dropout of a
 // run of elements whose first one is element `first` of the masked tensor. A loop the compiler vectorises.
@@ -314,7 +328,8 @@ void apply_dropout(const DropoutMask& mask, int64_t first, const T* x, T* out, i
 
 // Inverted dropout, as PyTorch in training mode: each element is kept with probability 1 - p and scaled
 // by 1 / (1 - p), or zeroed. p == 0 returns x itself (no node; use it for evaluation). The mask is
-// DropoutMask(rng.stream(), base, p) with base = rng.reserve(x.numel()): it depends only on the Rng state
+// draw_dropout_mask(rng, x.numel(), p), DropoutMask(rng.stream(), rng.reserve(x.numel()), p) unless the
+// Rng holds a row share: it depends only on the Rng state
 // (never on the thread count), the Rng always advances by x.numel(), and the backward regenerates the
 // same mask instead of storing it.
 template <class T>
@@ -326,7 +341,7 @@ Var<T> dropout(Var<T> x /*[...]*/, std::type_identity_t<T> p, Rng& rng) {
   }
   if (p == T(0)) return x;
   const T scale = T(1) / (T(1) - p);
-  const DropoutMask mask(rng.stream(), rng.reserve(uint64_t(x.numel())), double(p));
+  const DropoutMask mask = draw_dropout_mask(rng, uint64_t(x.numel()), double(p));
   TensorView<T> y = x.tape->alloc(x.shape());
   const T* xv = x.value().data;
   T* yv = y.data;

@@ -22,6 +22,7 @@
 
 #include "euler/check/finite.hpp"
 #include "euler/data/dataset.hpp"
+#include "euler/data/rows.hpp"
 #include "euler/model/model.hpp"
 #include "euler/train/metrics.hpp"
 
@@ -37,11 +38,7 @@ class NonFiniteError : public std::runtime_error {
 // Right-padded [B, N] ids of the last N items of each history (all-padding rows for empty ones).
 inline void fill_histories(std::span<const std::span<const int32_t>> histories, int64_t N, int32_t* ids /*[B, N]*/) {
   for (size_t b = 0; b < histories.size(); ++b) {
-    std::span<const int32_t> h = histories[b];
-    size_t keep = std::min<size_t>(h.size(), size_t(N));
-    int32_t* row = ids + int64_t(b) * N;
-    std::fill(row, row + N, 0);
-    std::copy(h.end() - std::ptrdiff_t(keep), h.end(), row);
+    fill_history(histories[b], N, ids + int64_t(b) * N);
   }
 }
 

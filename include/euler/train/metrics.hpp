@@ -73,7 +73,7 @@ inline std::vector<int64_t> target_ranks(TensorView<const float> scores, std::sp
   if (!excluded.empty() && int64_t(excluded.size()) != rows)
     throw std::invalid_argument("target_ranks: " + std::to_string(excluded.size()) + " histories for " +
                                 std::to_string(rows) + " score rows");
-  // Validate every id before the parallel loop (an exception must not leave an OpenMP region).
+  // Validate every id before the parallel loop (an exception thrown on a pool thread would end the program).
   for (int64_t row = 0; row < rows; ++row) {
     const int32_t target = targets[size_t(row)];
     if (target < 1 || target >= items)

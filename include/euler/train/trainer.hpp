@@ -37,6 +37,9 @@
 // Determinism: the same seed and thread count give the same metrics, bit for bit. Everything random
 // (shuffles, dropout, BERT4Rec masks) draws from one counter-based Rng whose state is checkpointed
 // with the weights and the Adam moments, so a resumed run continues exactly where it stopped.
+// With a process group (set_group, train/group.hpp: mpirun -np P) every rank computes its share of each
+// batch and the gradients are summed before each step; the run then depends on P only through the order
+// of floating-point sums, and the same P gives the same bits.
 //
 //     euler::Trainer<float> trainer(model_config, train_options, dataset);
 //     nlohmann::json final = trainer.run();        // {"test_ndcg@10": ..., "valid_ndcg@10": ..., ...}
@@ -61,11 +64,13 @@
 
 #include "euler/check/finite.hpp"
 #include "euler/data/dataset.hpp"
+#include "euler/data/rows.hpp"
 #include "euler/io/dir_lock.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
 #include "euler/train/baselines.hpp"
 #include "euler/train/evaluate.hpp"
+#include "euler/train/group.hpp"
 #include "euler/train/memory.hpp"
 #include "euler/train/metrics.hpp"
 #include "euler/train/optimizer.hpp"
@@ -87,18 +92,6 @@ inline std::vector<int32_t> window_ends(int32_t length, int32_t N, bool all) {
     if (!all) break;
   }
   return ends;
-}
-
-// One all-positions example: the last N + 1 of `items` (a sequence cut at a window's end) as up to N
-// inputs ids [N] and their next items targets [N], from position 0; the rest of both rows is padding 0.
-inline void fill_window(std::span<const int32_t> items, int64_t N, int32_t* ids /*[N]*/, int32_t* targets /*[N]*/) {
-  std::span<const int32_t> window = items.last(std::min<size_t>(items.size(), size_t(N) + 1));
-  std::fill(ids, ids + N, 0);
-  std::fill(targets, targets + N, 0);
-  for (size_t j = 0; j + 1 < window.size(); ++j) {
-    ids[j] = window[j];
-    targets[j] = window[j + 1];
-  }
 }
 
 // A training step that runs elsewhere (the CUDA backend: include/euler/cuda/trainer_backend.hpp). From
@@ -159,6 +152,13 @@ class Trainer {
   EulerFormer<T>& model() { return model_; }
   // Run the training steps through `backend` (null: on the CPU); the caller keeps it alive.
   void set_step_backend(StepBackend<T>* backend) { backend_ = backend; }
+  // Train together with the other ranks of `group` (train/group.hpp; null: alone); the caller keeps it
+  // alive. Each rank computes its share of every batch and of the evaluation's users; only rank 0
+  // prints and writes the output directory.
+  void set_group(ProcessGroup* group) {
+    group_ = group && group->size() > 1 ? group : nullptr;
+    if (group_ && group_->rank() != 0) options_.verbose = false, options_.progress = false;
+  }
   const Split& split() const { return split_; }
   const TrainState& state() const { return state_; }
   // One JSON record per epoch trained by this object (the lines it appends to log.jsonl).
@@ -189,12 +189,13 @@ class Trainer {
     set_num_threads(options_.threads);
     check_memory(memory_shape(), options_.max_memory > 0 ? options_.max_memory : default_memory_limit(), "this run");
     std::optional<DirectoryLock> lock;  // held until run() returns or throws
-    if (!options_.out_dir.empty()) lock.emplace(prepare_out_dir());
+    if (group_ && backend_) throw std::invalid_argument("training over several processes runs on the CPU only");
+    if (writes()) lock.emplace(prepare_out_dir());
     if (state_.epoch == 0) copy_values(model_.parameters().values(), best_.view());
     while (state_.epoch < options_.epochs && (state_.epoch == 0 || state_.bad_epochs < options_.patience)) {
       nlohmann::json line = train_epoch();
       UnusableScores unusable;
-      RankingMetrics valid = evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch, &unusable);
+      RankingMetrics valid = evaluate_users(valid_histories_, valid_targets_, &unusable);
       if (unusable.rows > 0) {
         std::string what = "epoch " + std::to_string(state_.epoch + 1) + ": the validation scores of " + std::to_string(unusable.rows) +
                            " of " + std::to_string(valid_targets_.size()) + " users hold NaN or inf; " + unusable.first.message();
@@ -220,11 +221,12 @@ class Trainer {
       report_epoch(line);
       history_.push_back(line);
       for (const auto& callback : epoch_callbacks_) callback(line);
-      if (!options_.out_dir.empty()) write_outputs(improved, line);
+      if (writes()) write_outputs(improved, line);
     }
     std::vector<int64_t> valid_ranks, test_ranks;
     nlohmann::json report = final_report(&valid_ranks, &test_ranks);
-    if (!options_.out_dir.empty()) write_result(report, valid_ranks, test_ranks);
+    if (group_) report.update(check_replicas());
+    if (writes()) write_result(report, valid_ranks, test_ranks);
     return report;
   }
 
@@ -233,10 +235,8 @@ class Trainer {
   nlohmann::json final_report(std::vector<int64_t>* valid_ranks = nullptr, std::vector<int64_t>* test_ranks = nullptr) {
     copy_values(best_.view(), model_.parameters().values());
     nlohmann::json out;
-    out.update(evaluate(model_, valid_histories_, valid_targets_, ranking_options(), options_.eval_batch, nullptr, valid_ranks)
-                   .to_json("valid"));
-    out.update(evaluate(model_, test_histories_, test_targets_, ranking_options(), options_.eval_batch, nullptr, test_ranks)
-                   .to_json("test"));
+    out.update(evaluate_users(valid_histories_, valid_targets_, nullptr, valid_ranks).to_json("valid"));
+    out.update(evaluate_users(test_histories_, test_targets_, nullptr, test_ranks).to_json("test"));
     out.update(popularity_baseline().to_json("pop_test"));
     out.update(markov_baseline().to_json("markov_test"));
     out["best_epoch"] = state_.best_epoch;
@@ -550,31 +550,27 @@ class Trainer {
     for (size_t b = 0; b < batch.size(); ++b) {
       std::span<const int32_t> seq = train_sequences_[size_t(batch[b].user)];
       int32_t* row = ids.data + int64_t(b) * N;
-      if (c.backbone == Backbone::bert4rec) {
-        size_t keep = std::min<size_t>(seq.size(), size_t(N));
-        std::span<const int32_t> window = seq.last(keep);
+      if (c.backbone == Backbone::bert4rec) {  // the last N items, each masked with probability mask_ratio
+        const int64_t keep = fill_history(seq, N, row);
         int32_t* target_row = targets.data + int64_t(b) * N;
-        size_t masked = 0;
-        for (size_t j = 0; j < keep; ++j) {
-          row[j] = window[j];
+        int64_t masked = 0;
+        for (int64_t j = 0; j < keep; ++j) {
           if (rng_.uniform() < c.mask_ratio) {
-            target_row[j] = window[j];
+            target_row[j] = row[j];
             row[j] = c.mask_token();
             ++masked;
           }
         }
         if (masked == 0) {  // at least one prediction per list
-          size_t j = size_t(rng_.below(keep));
-          target_row[j] = window[j];
+          int64_t j = int64_t(rng_.below(uint64_t(keep)));
+          target_row[j] = row[j];
           row[j] = c.mask_token();
         }
       } else if (c.objective == Objective::all) {
         fill_window(seq.first(size_t(batch[b].end)), N, row, targets.data + int64_t(b) * N);
-      } else {
-        int32_t end = batch[b].end;
-        int32_t start = std::max<int32_t>(0, end - int32_t(N));
-        for (int32_t j = start; j < end; ++j) row[j - start] = seq[size_t(j)];
-        targets.data[b] = seq[size_t(end)];
+      } else {  // one prefix: the N items before `end`, then the item at `end` as the target
+        fill_history(seq.first(size_t(batch[b].end)), N, row);
+        targets.data[b] = seq[size_t(batch[b].end)];
       }
     }
   }
@@ -614,17 +610,13 @@ class Trainer {
         progress(done, total, start);
         continue;
       }
-      tape.reset();
-      model_.parameters().zero_grad();
       RngState before = rng_.state();
-      Losses<T> losses = model_.loss(ctx, {ids, targets});
-      tape.backward(losses.total, BackwardOptions{.keep_intermediate_grads = false});
-      double loss = double(losses.total.value()[0]);
+      const std::array<double, 3> losses = forward_backward(tape, ctx, {ids, targets});
+      const double loss = losses[0];
       if (std::isfinite(loss)) {
         watch_.add_step(model_.parameters());
         for (const auto& callback : step_callbacks_)
-          callback({state_.epoch + 1, steps + skipped + 1, loss, double(losses.ce.value()[0]), double(losses.contrastive.value()[0]),
-                    model_.parameters()});
+          callback({state_.epoch + 1, steps + skipped + 1, loss, losses[1], losses[2], model_.parameters()});
       }
       double norm = std::isfinite(loss) ? adam_.step(model_.parameters()) : loss;  // Adam skips a non-finite step
       if (!std::isfinite(norm)) {
@@ -644,8 +636,8 @@ class Trainer {
                              bad.message() + stopped_note());
       }
       loss_sum += loss;
-      ce_sum += double(losses.ce.value()[0]);
-      con_sum += double(losses.contrastive.value()[0]);
+      ce_sum += losses[1];
+      con_sum += losses[2];
       ++steps;
       done += count;
       progress(done, total, start);
@@ -657,8 +649,101 @@ class Trainer {
     nlohmann::json line = {{"loss", loss_sum / n}, {"loss_ce", ce_sum / n}, {"loss_con", con_sum / n}, {"seconds", seconds},
                            {"seq_per_s", double(total) / std::max(seconds, 1e-9)}, {"examples", total}};
     if (skipped > 0) line["skipped_steps"] = skipped;
+    if (group_) {  // the epoch's time in the sums over the ranks (waiting for the slowest rank included)
+      line["processes"] = group_->size();
+      line["sum_seconds"] = sum_seconds_;
+      sum_seconds_ = 0;
+    }
     return line;
   }
+
+  // Forward and backward of one batch: the gradients of its total loss in the parameters' grads, and
+  // its losses {total, ce, contrastive}. With a process group this rank computes its share of the rows
+  // (train/group.hpp): its mean losses weighted by its share of the batch's targets (and, for the
+  // contrastive term, of the positions it averages over), then one sum of the gradients over the ranks.
+  std::array<double, 3> forward_backward(Tape<T>& tape, const Context<T>& ctx, const Batch& batch) {
+    tape.reset();
+    model_.parameters().zero_grad();
+    if (!group_) {
+      Losses<T> l = model_.loss(ctx, batch);
+      tape.backward(l.total, BackwardOptions{.keep_intermediate_grads = false});
+      return {double(l.total.value()[0]), double(l.ce.value()[0]), double(l.contrastive.value()[0])};
+    }
+    const EulerFormerConfig& c = model_.config();
+    const int64_t rows = batch.ids.shape[0], N = batch.ids.shape[1];
+    const bool per_position = batch.targets.shape.rank == 2;  // targets [B, N], or [B] (objective last)
+    const int64_t per_row = per_position ? N : 1;
+    const auto [first, end] = batch_share(rows, group_->rank(), group_->size());
+    auto nonzero = [](const int32_t* x, int64_t n) { return int64_t(std::count_if(x, x + n, [](int32_t v) { return v != 0; })); };
+    double sums[3] = {0, 0, 0};  // weighted total, ce and contrastive of this rank's rows
+    uint64_t counter[1] = {0};   // the Rng's counter after the step, from the ranks that computed rows
+    if (end > first) {
+      const Batch mine{{Shape{end - first, N}, batch.ids.data + first * N},
+                       {per_position ? Shape{end - first, N} : Shape{end - first}, batch.targets.data + first * per_row}};
+      const double ce_share = double(nonzero(mine.targets.data, mine.targets.numel())) /
+                              double(std::max<int64_t>(1, nonzero(batch.targets.data, batch.targets.numel())));
+      const double con_share = double(contrastive_count(mine.ids.data, end - first, N, c.contrastive_mode)) /
+                               double(std::max<int64_t>(1, contrastive_count(batch.ids.data, rows, N, c.contrastive_mode)));
+      rng_.set_row_share({first, end - first, rows});
+      Losses<T> l = model_.loss(ctx, mine);
+      rng_.set_row_share({});
+      Var<T> total = l.ce * T(ce_share) + l.contrastive * T(con_share);
+      tape.backward(total, BackwardOptions{.keep_intermediate_grads = false});
+      sums[0] = double(total.value()[0]);
+      sums[1] = double(l.ce.value()[0]) * ce_share;
+      sums[2] = double(l.contrastive.value()[0]) * con_share;
+      counter[0] = rng_.counter();
+    }
+    const auto sum_start = std::chrono::steady_clock::now();
+    group_->sum(model_.parameters().grads().data, model_.parameters().numel());
+    group_->sum(sums, 3);
+    group_->sum(counter, 1);  // every rank with rows drew the whole batch's numbers: the same counter
+    sum_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - sum_start).count();
+    rng_.set_state({rng_.seed(), counter[0] / uint64_t(std::min<int64_t>(rows, group_->size()))});
+    return {sums[0], sums[1], sums[2]};
+  }
+
+  // Full-ranking metrics of the current weights on (history, target) pairs; with a process group each
+  // rank ranks its share of the users and the ranks are gathered, so every rank gets the same metrics.
+  RankingMetrics evaluate_users(std::span<const std::span<const int32_t>> histories, std::span<const int32_t> targets,
+                                UnusableScores* unusable = nullptr, std::vector<int64_t>* ranks = nullptr) const {
+    if (!group_) return evaluate(model_, histories, targets, ranking_options(), options_.eval_batch, unusable, ranks);
+    const auto [first, end] = batch_share(int64_t(targets.size()), group_->rank(), group_->size());
+    std::vector<int64_t> mine;
+    UnusableScores local;
+    if (end > first)
+      evaluate(model_, histories.subspan(size_t(first), size_t(end - first)), targets.subspan(size_t(first), size_t(end - first)),
+               ranking_options(), options_.eval_batch, &local, &mine);
+    std::vector<int64_t> all = group_->gather(mine);
+    uint64_t bad[1] = {uint64_t(local.rows)};
+    group_->sum(bad, 1);
+    if (unusable) {
+      unusable->rows = int64_t(bad[0]);
+      unusable->first = local.first;  // this rank's first (the message may lack it on other ranks)
+    }
+    RankingMetrics metrics(ranking_options());
+    metrics.add_ranks(all);
+    if (ranks) *ranks = std::move(all);
+    return metrics;
+  }
+
+  // After training over several processes: every rank's parameters must be the same bits. Returns
+  // {"processes": P, "parameter_checksum": hash}, or throws naming the ranks that differ from rank 0.
+  nlohmann::json check_replicas() const {
+    const TensorView<T> v = model_.parameters().values();
+    const uint64_t mine = fnv1a(v.data, size_t(v.numel()) * sizeof(T));
+    const int64_t as_signed = int64_t(mine);
+    std::vector<int64_t> all = group_->gather(std::span<const int64_t>(&as_signed, 1));
+    std::string differ;
+    for (size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+    if (!differ.empty()) throw std::runtime_error("the model replicas differ after training: rank(s) " + differ + " against rank 0");
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(mine));
+    return {{"processes", group_->size()}, {"parameter_checksum", hex}};
+  }
+
+  bool writes() const { return !options_.out_dir.empty() && (!group_ || group_->rank() == 0); }
 
   // A step's loss or gradients are not finite: replay it (same batch, same Rng draws) keeping every
   // gradient, and name the op that produced the first NaN or inf. The Rng ends where it was.
@@ -757,6 +842,8 @@ class Trainer {
   std::chrono::steady_clock::time_point last_progress_{};  // when progress() last wrote a plain line
   Tensor<T> best_;
   StepBackend<T>* backend_ = nullptr;
+  ProcessGroup* group_ = nullptr;
+  double sum_seconds_ = 0;  // this epoch's time in group_->sum
   std::vector<std::span<const int32_t>> train_sequences_, valid_histories_, test_histories_;
   std::vector<std::span<const int32_t>> phase_sample_;  // the validation histories RotationWatch measures
   std::vector<int32_t> valid_targets_, test_targets_;
