@@ -196,3 +196,29 @@ TEST_CASE("group: two ranks run twice give the same bits; BERT4Rec's masks are s
   for (size_t i = 0; i < alone.step_losses[0].size(); ++i)
     CHECK(std::abs(two.step_losses[0][i] - alone.step_losses[0][i]) <= 1e-5 * std::abs(alone.step_losses[0][i]));
 }
+
+TEST_CASE("group: replicas that drifted apart are an error after training, naming the rank") {
+  Dataset data = group_dataset();
+  TrainOptions options = group_options();
+  options.epochs = 1;
+  ThreadGroup group(2);
+  std::string errors[2];
+  auto rank_main = [&](int r) {
+    Trainer<float> trainer(group_model(Objective::all), options, data);
+    ThreadGroup::Rank me(group, r);
+    trainer.set_group(&me);
+    if (r == 1)  // as a bit flip or a rank with other code would: one parameter of rank 1 changes
+      trainer.on_step([&trainer](const Trainer<float>::StepView& s) {
+        if (s.step == 1) trainer.model().parameters().values().data[0] += 1e-3f;
+      });
+    try {
+      trainer.run();
+    } catch (const std::exception& e) {
+      errors[r] = e.what();
+    }
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
+  for (const std::string& e : errors) CHECK_MESSAGE(e.find("replicas differ after training: rank(s) 1 against rank 0") != std::string::npos, e);
+}

@@ -1,6 +1,6 @@
 // euler/cuda/trainer_backend.hpp: the Trainer's training step on the GPU (needs the library euler::cuda).
 //
-// CudaStep is a StepBackend (train/trainer.hpp): at the start of an epoch it copies the CPU model's flat
+// DeviceStep is a StepBackend (train/step_backend.hpp): at the start of an epoch it copies the CPU model's flat
 // parameters and Adam's state to the GPU, runs every step of the epoch there (forward, backward, Adam;
 // dropout from the trainer's Rng, which moves on exactly as a CPU step would move it), and at the end copies
 // parameters and Adam's state back, so evaluation, early stopping and checkpoints work on the CPU model

@@ -7,7 +7,8 @@
 //   fill_history(history, N, ids)          the last N items of a history: what SASRec scores, and one
 //                                          per-prefix training example (objective last)
 //   fill_window(items, N, ids, targets)    the last N + 1 items as N inputs and the item after each:
-//                                          one all-positions training example (objective all)
+//                                          one all-positions training example (objective all), for
+//                                          each window end of window_ends
 //   fill_masked(history, N, mask, ids)     the last N - 1 items, then the mask token: what BERT4Rec
 //                                          scores (returns the mask's position)
 //
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace euler {
 
@@ -27,6 +29,20 @@ inline int64_t fill_history(std::span<const int32_t> history, int64_t N, int32_t
   std::fill(ids, ids + N, 0);
   std::copy(history.end() - std::ptrdiff_t(keep), history.end(), ids);
   return int64_t(keep);
+}
+
+// The all-positions objective's windows over a training sequence of `length` items: the end (one past
+// the last item) of each window of up to N + 1 items, latest first. Window [end - N - 1, end) gives N
+// inputs and their next items as targets, so consecutive windows (ends N apart) predict every item
+// after the first exactly once. `all` false: only the last window, as SASRec and RecBole train.
+//     window_ends(450, 200, true) == {450, 250, 50};  window_ends(450, 200, false) == {450}
+inline std::vector<int32_t> window_ends(int32_t length, int32_t N, bool all) {
+  std::vector<int32_t> ends;
+  for (int32_t end = length; end >= 2; end -= N) {
+    ends.push_back(end);
+    if (!all) break;
+  }
+  return ends;
 }
 
 // One all-positions example: the last N + 1 of `items` (a sequence cut at a window's end) as up to N

@@ -1,12 +1,14 @@
-// euler/train/options.hpp: what a training run is told (TrainOptions) and where it stands
-// (TrainState). Both go into every checkpoint as JSON (train/trainer.hpp), so a resumed run continues
-// with the same settings from the same place.
+// euler/train/options.hpp: what a training run is told (TrainOptions), where it stands (TrainState)
+// and what it was trained on (data_json, data_fingerprint). All go into every checkpoint as JSON
+// (train/trainer.hpp), so a resumed run continues with the same settings, on the same data, from the
+// same place.
 //
 //     euler::TrainOptions o;
 //     o.epochs = 200;  o.batch_size = 128;  o.exclude_history = true;  o.out_dir = "runs/p2";
 #pragma once
 
 #include <array>
+#include <cstdio>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "euler/core/random.hpp"
+#include "euler/data/dataset.hpp"
 #include "euler/model/config.hpp"
 
 namespace euler {
@@ -75,5 +78,40 @@ struct TrainState {
     return s;
   }
 };
+
+// What a run was trained on, for its JSON line and result.json: the file, the format it was read as
+// (and whether that was detected), and what the dedup and the filters kept of its rows.
+inline nlohmann::json data_json(const Dataset& data) {
+  const FilterReport& f = data.filters;
+  return {{"source", data.source},
+          {"format", std::string(format_name(data.format))},
+          {"format_detected", data.options.format == Format::auto_detect},
+          {"rows_read", f.rows_read},
+          {"rows_kept", f.rows_kept()},
+          {"removed_duplicates", f.removed_duplicates},
+          {"removed_by_rating", f.removed_by_rating},
+          {"removed_by_core", f.removed_by_core},
+          {"users", data.n_users},
+          {"items", data.n_items},
+          {"interactions", data.n_interactions}};
+}
+
+// A hash of every user's token and item sequence: a checkpoint stores it, and resuming on other data
+// is refused.
+inline std::string data_fingerprint(const Dataset& data) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, 64 bits
+  auto mix = [&](const void* bytes, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(bytes)[i]) * 0x100000001b3ULL;
+  };
+  for (size_t u = 0; u < data.sequences.size(); ++u) {
+    mix(data.user_tokens[u].data(), data.user_tokens[u].size() + 1);  // with its terminating 0
+    uint64_t length = data.sequences[u].size();
+    mix(&length, sizeof length);
+    mix(data.sequences[u].data(), data.sequences[u].size() * sizeof(int32_t));
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", (unsigned long long)h);
+  return text;
+}
 
 }  // namespace euler

@@ -77,52 +77,9 @@
 #include "euler/train/options.hpp"
 #include "euler/train/progress.hpp"
 #include "euler/train/rotation_watch.hpp"
+#include "euler/train/step_backend.hpp"
 
 namespace euler {
-
-// The all-positions objective's windows over a training sequence of `length` items: the end (one past
-// the last item) of each window of up to N + 1 items, latest first. Window [end - N - 1, end) gives N
-// inputs and their next items as targets, so consecutive windows (ends N apart) predict every item
-// after the first exactly once. `all` false: only the last window, as SASRec and RecBole train.
-//     window_ends(450, 200, true) == {450, 250, 50};  window_ends(450, 200, false) == {450}
-inline std::vector<int32_t> window_ends(int32_t length, int32_t N, bool all) {
-  std::vector<int32_t> ends;
-  for (int32_t end = length; end >= 2; end -= N) {
-    ends.push_back(end);
-    if (!all) break;
-  }
-  return ends;
-}
-
-// A training step that runs elsewhere (the CUDA backend: include/euler/cuda/trainer_backend.hpp). From
-// begin_epoch to end_epoch it holds the parameters and Adam's state; end_epoch writes them back, so the
-// trainer evaluates and checkpoints the CPU model as usual.
-template <class T>
-struct StepBackend {
-  virtual ~StepBackend() = default;
-  virtual void begin_epoch(const Parameters<T>& params, const Adam<T>& adam) = 0;
-  // Forward, backward and an Adam step on one batch, drawing dropout from rng as the CPU step does;
-  // returns the losses {total, ce, contrastive}.
-  virtual std::array<double, 3> step(const Batch& batch, Rng& rng, const AdamConfig& adam) = 0;
-  virtual void end_epoch(Parameters<T>& params, Adam<T>& adam) = 0;
-};
-
-// What a run was trained on, for its JSON line and result.json: the file, the format it was read as
-// (and whether that was detected), and what the dedup and the filters kept of its rows.
-inline nlohmann::json data_json(const Dataset& data) {
-  const FilterReport& f = data.filters;
-  return {{"source", data.source},
-          {"format", std::string(format_name(data.format))},
-          {"format_detected", data.options.format == Format::auto_detect},
-          {"rows_read", f.rows_read},
-          {"rows_kept", f.rows_kept()},
-          {"removed_duplicates", f.removed_duplicates},
-          {"removed_by_rating", f.removed_by_rating},
-          {"removed_by_core", f.removed_by_core},
-          {"users", data.n_users},
-          {"items", data.n_items},
-          {"interactions", data.n_interactions}};
-}
 
 template <class T = float>
 class Trainer {
@@ -425,21 +382,6 @@ class Trainer {
         {"data", data_.source}, {"data_users", std::to_string(data_.n_users)}, {"data_fingerprint", data_fingerprint(data_)}};
     put_item_tokens(metadata, data_.item_tokens);
     return metadata;
-  }
-  static std::string data_fingerprint(const Dataset& data) {
-    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, 64 bits
-    auto mix = [&](const void* bytes, size_t n) {
-      for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(bytes)[i]) * 0x100000001b3ULL;
-    };
-    for (size_t u = 0; u < data.sequences.size(); ++u) {
-      mix(data.user_tokens[u].data(), data.user_tokens[u].size() + 1);  // with its terminating 0
-      uint64_t length = data.sequences[u].size();
-      mix(&length, sizeof length);
-      mix(data.sequences[u].data(), data.sequences[u].size() * sizeof(int32_t));
-    }
-    char text[17];
-    std::snprintf(text, sizeof text, "%016llx", (unsigned long long)h);
-    return text;
   }
   // The checkpoint's items, users and interactions against this run's data (each check skipped for a
   // checkpoint written before it existed).
