@@ -448,6 +448,57 @@ TEST_CASE("complex: euler_phase and with_phase through zero pairs: finite, zero 
   }
 }
 
+// The kernels work in blocks of kComplexBlock numbers with per-channel values copied out per block: over
+// any range [c0, c1) (unaligned to rows and blocks, as parallel_for cuts them) they must give what the
+// formula gives number by number.
+TEST_CASE("complex: the Euler kernels over ranges cut anywhere equal the per-number formulas (float)") {
+  const int64_t half = 12, inner = 5 * half, count = 3 * kComplexBlock + 17;  // angle [5, 12], 3.x blocks
+  std::uniform_real_distribution<float> any(-2.0f, 2.0f);
+  auto draw = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& e : v) e = any(rng);
+    return v;
+  };
+  std::vector<float> x = draw(2 * count), delta = draw(half), bias = draw(half), angle = draw(inner), dout = draw(count),
+                     dy = draw(2 * count);
+  for (int64_t c : {int64_t(0), int64_t(40), kComplexBlock, count - 1}) x[size_t(2 * c)] = x[size_t(2 * c + 1)] = 0;  // |x| = 0
+  const std::vector<int64_t> cuts{0, 7, kComplexBlock + 5, 2 * kComplexBlock, count};
+  for (int64_t d_step : {0, 1})
+    for (bool with_bias : {false, true}) {
+      INFO("delta step " << d_step << ", bias " << with_bias);
+      const float* b = with_bias ? bias.data() : nullptr;
+      const size_t n = static_cast<size_t>(count);
+      std::vector<float> theta(n), out(n), y(2 * n), dx(2 * n, 0.0f), dx2(2 * n, 0.0f), dphase(n, 0.0f);
+      for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+        euler_phase_kernel(x.data(), cuts[i], cuts[i + 1], half, delta.data(), d_step, b, int64_t(1), angle.data(), inner,
+                           theta.data(), out.data());
+        with_phase_kernel(x.data(), out.data(), cuts[i], cuts[i + 1], y.data());
+        euler_phase_dx_kernel(x.data(), dout.data(), cuts[i], cuts[i + 1], half, delta.data(), d_step, dx.data());
+        with_phase_backward_kernel(x.data(), y.data(), dy.data(), cuts[i], cuts[i + 1], dx2.data(), dphase.data());
+      }
+      float worst = 0;
+      auto near = [&](float got, double want) { worst = std::max(worst, float(std::abs(got - want) / (1 + std::abs(want)))); };
+      for (int64_t c = 0; c < count; ++c) {
+        const double re = x[size_t(2 * c)], im = x[size_t(2 * c + 1)], lambda = std::hypot(re, im);
+        const double dl = delta[size_t(d_step ? c % half : 0)], th = atan2_vec(float(im), float(re));
+        const double phase = dl * th + (b ? b[c % half] : 0.0) + angle[size_t(c % inner)];
+        near(theta[size_t(c)], th);
+        near(out[size_t(c)], phase);
+        near(y[size_t(2 * c)], lambda * std::cos(out[size_t(c)]));
+        near(y[size_t(2 * c + 1)], lambda * std::sin(out[size_t(c)]));
+        const double g = lambda > 0 ? dout[size_t(c)] * dl / (lambda * lambda) : 0.0;  // d phase / d(re, im)
+        near(dx[size_t(2 * c)], -g * im);
+        near(dx[size_t(2 * c + 1)], g * re);
+        const double yr = y[size_t(2 * c)], yi = y[size_t(2 * c + 1)], dyr = dy[size_t(2 * c)], dyi = dy[size_t(2 * c + 1)];
+        const double s = lambda > 0 ? (dyr * yr + dyi * yi) / (lambda * lambda) : 0.0;
+        near(dphase[size_t(c)], dyi * yr - dyr * yi);
+        near(dx2[size_t(2 * c)], s * re);
+        near(dx2[size_t(2 * c + 1)], s * im);
+      }
+      CHECK(worst < 2e-5f);
+    }
+}
+
 TEST_CASE("complex: euler_phase shape errors name the op and the shapes") {
   Tape<double> t;
   V x = t.input(uniform({2, 3, 8}));

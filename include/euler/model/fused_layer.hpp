@@ -58,7 +58,7 @@ struct FusedLayerSpec {
   ContrastiveMode contrastive_mode = ContrastiveMode::authors;
   // Keep the tiles' intermediates for backward when they take at most this many bytes per layer (one
   // sequential write and read instead of a second forward); 0: always recompute.
-  int64_t keep_bytes = int64_t(512) << 20;
+  int64_t keep_bytes = kDefaultKeepBytes;
 };
 
 // The layer's parameters on the tape (empty Vars where a scheme has none).

@@ -339,18 +339,51 @@ void add_reduced(const T* a, const T* b, int64_t rows, int64_t cols, Var<T> targ
 
 // The kernels of the two ops below, over the complex numbers [c0, c1) of x (absolute indices, so that
 // c % half is the channel and c % inner the angle). The fused transformer layer (model/fused_layer.hpp)
-// runs them on its tiles.
-//
+// runs them on its tiles. They work a block of kComplexBlock numbers at a time: the block's magnitudes
+// through Eigen's vectorised sqrt (std::sqrt may set errno, which keeps a compiler from vectorising a
+// loop that calls it) and its per-channel values copied out first, so that the loops doing the
+// arithmetic have no branch and no index arithmetic, and the compiler vectorises them.
+inline constexpr int64_t kComplexBlock = 256;
+
+// lambda[i] = |x_i| = sqrt(re^2 + im^2) for the n <= kComplexBlock complex numbers at x.
+template <class T>
+void magnitudes(const T* x, int64_t n, T* lambda) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  for (int64_t i = 0; i < n; ++i) lambda[i] = x[2 * i] * x[2 * i] + x[2 * i + 1] * x[2 * i + 1];
+  Eigen::Map<A>(lambda, n) = Eigen::Map<A>(lambda, n).sqrt();
+}
+
+// dst[i] = the value of number c0 + i: values[(c0 + i) % period] (step 1), values[0] (step 0, one value
+// for all), or `none` (values null).
+template <class T>
+void per_number(const T* values, int64_t step, int64_t period, T none, int64_t c0, int64_t n, T* dst) {
+  if (!values || !step) {
+    std::fill_n(dst, n, values ? values[0] : none);
+    return;
+  }
+  for (int64_t i = 0; i < n;) {
+    const int64_t offset = (c0 + i) % period, m = std::min(period - offset, n - i);
+    std::copy_n(values + offset, m, dst + i);
+    i += m;
+  }
+}
+
 // Per number c (channel t = c % half):  theta[c] = atan2(im, re),  out[c] = delta_t theta + bias_t + angle[c % inner].
 // delta and bias may be null (1 and 0); their steps are 1 for [D/2] and 0 for [].
 template <class T>
 void euler_phase_kernel(const T* x, int64_t c0, int64_t c1, int64_t half, const T* delta, int64_t d_step, const T* bias,
                         int64_t b_step, const T* angle, int64_t inner, T* theta, T* out) {
-  for (int64_t c = c0; c < c1; ++c) theta[c] = atan2_vec(x[2 * c + 1], x[2 * c]);
-  for (int64_t c = c0; c < c1; ++c) {
-    int64_t t = c % half;
-    T value = delta ? delta[t * d_step] * theta[c] : theta[c];
-    out[c] = value + (bias ? bias[t * b_step] : T(0)) + angle[c % inner];
+  alignas(64) T dl[kComplexBlock], bl[kComplexBlock], al[kComplexBlock];
+  for (int64_t b0 = c0; b0 < c1; b0 += kComplexBlock) {
+    const int64_t n = std::min(kComplexBlock, c1 - b0);
+    per_number(delta, d_step, half, T(1), b0, n, dl);
+    per_number(bias, b_step, half, T(0), b0, n, bl);
+    per_number(angle, int64_t(1), inner, T(0), b0, n, al);
+    const T* xb = x + 2 * b0;
+    T* th = theta + b0;
+    T* o = out + b0;
+    for (int64_t i = 0; i < n; ++i) th[i] = atan2_vec(xb[2 * i + 1], xb[2 * i]);
+    for (int64_t i = 0; i < n; ++i) o[i] = dl[i] * th[i] + bl[i] + al[i];
   }
 }
 
@@ -358,13 +391,22 @@ void euler_phase_kernel(const T* x, int64_t c0, int64_t c1, int64_t half, const 
 // written as (im / lambda) / lambda so that a tiny lambda cannot overflow.
 template <class T>
 void euler_phase_dx_kernel(const T* x, const T* dout, int64_t c0, int64_t c1, int64_t half, const T* delta, int64_t d_step, T* dx) {
-  for (int64_t c = c0; c < c1; ++c) {
-    T re = x[2 * c], im = x[2 * c + 1];
-    T lambda = std::sqrt(re * re + im * im);
-    T scale = lambda > T(0) ? dout[c] * (delta ? delta[(c % half) * d_step] : T(1)) / lambda : T(0);
-    T inv = lambda > T(0) ? T(1) / lambda : T(0);
-    dx[2 * c] -= scale * (im * inv);
-    dx[2 * c + 1] += scale * (re * inv);
+  alignas(64) T dl[kComplexBlock], lam[kComplexBlock];
+  for (int64_t b0 = c0; b0 < c1; b0 += kComplexBlock) {
+    const int64_t n = std::min(kComplexBlock, c1 - b0);
+    per_number(delta, d_step, half, T(1), b0, n, dl);
+    magnitudes(x + 2 * b0, n, lam);
+    const T* xb = x + 2 * b0;
+    const T* db = dout + b0;
+    T* dxb = dx + 2 * b0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T re = xb[2 * i], im = xb[2 * i + 1], lambda = lam[i];
+      const T safe = lambda > T(0) ? lambda : T(1);  // divided by unconditionally: no branch
+      const T scale = lambda > T(0) ? db[i] * dl[i] / safe : T(0);
+      const T inv = lambda > T(0) ? T(1) / safe : T(0);
+      dxb[2 * i] -= scale * (im * inv);
+      dxb[2 * i + 1] += scale * (re * inv);
+    }
   }
 }
 
@@ -372,17 +414,16 @@ void euler_phase_dx_kernel(const T* x, const T* dout, int64_t c0, int64_t c1, in
 template <class T>
 void with_phase_kernel(const T* x, const T* phase, int64_t c0, int64_t c1, T* y) {
   using A = Eigen::Array<T, Eigen::Dynamic, 1>;
-  constexpr int64_t kBlock = 256;
-  alignas(64) T cs[kBlock], sn[kBlock];
-  for (int64_t b0 = c0; b0 < c1; b0 += kBlock) {
-    int64_t n = std::min(kBlock, c1 - b0);
+  alignas(64) T cs[kComplexBlock], sn[kComplexBlock], lam[kComplexBlock];
+  for (int64_t b0 = c0; b0 < c1; b0 += kComplexBlock) {
+    const int64_t n = std::min(kComplexBlock, c1 - b0);
     Eigen::Map<A>(cs, n) = Eigen::Map<const A>(phase + b0, n).cos();
     Eigen::Map<A>(sn, n) = Eigen::Map<const A>(phase + b0, n).sin();
+    magnitudes(x + 2 * b0, n, lam);
+    T* yb = y + 2 * b0;
     for (int64_t i = 0; i < n; ++i) {
-      int64_t c = b0 + i;
-      T lambda = std::sqrt(x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1]);
-      y[2 * c] = lambda * cs[i];
-      y[2 * c + 1] = lambda * sn[i];
+      yb[2 * i] = lam[i] * cs[i];
+      yb[2 * i + 1] = lam[i] * sn[i];
     }
   }
 }
@@ -393,16 +434,24 @@ void with_phase_kernel(const T* x, const T* phase, int64_t c0, int64_t c1, T* y)
 // dx or dphase may be null.
 template <class T>
 void with_phase_backward_kernel(const T* x, const T* y, const T* dy, int64_t c0, int64_t c1, T* dx, T* dphase) {
-  for (int64_t c = c0; c < c1; ++c) {
-    T y_re = y[2 * c], y_im = y[2 * c + 1], dy_re = dy[2 * c], dy_im = dy[2 * c + 1];
-    if (dphase) dphase[c] += dy_im * y_re - dy_re * y_im;
-    if (dx) {
-      T re = x[2 * c], im = x[2 * c + 1];
-      T lambda = std::sqrt(re * re + im * im);
-      T inv = lambda > T(0) ? T(1) / lambda : T(0);
-      T scale = (dy_re * y_re + dy_im * y_im) * inv;
-      dx[2 * c] += scale * (re * inv);
-      dx[2 * c + 1] += scale * (im * inv);
+  if (dphase)
+    for (int64_t c = c0; c < c1; ++c) dphase[c] += dy[2 * c + 1] * y[2 * c] - dy[2 * c] * y[2 * c + 1];
+  if (!dx) return;
+  alignas(64) T lam[kComplexBlock];
+  for (int64_t b0 = c0; b0 < c1; b0 += kComplexBlock) {
+    const int64_t n = std::min(kComplexBlock, c1 - b0);
+    magnitudes(x + 2 * b0, n, lam);
+    const T* xb = x + 2 * b0;
+    const T* yb = y + 2 * b0;
+    const T* dyb = dy + 2 * b0;
+    T* dxb = dx + 2 * b0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T re = xb[2 * i], im = xb[2 * i + 1], lambda = lam[i];
+      const T safe = lambda > T(0) ? lambda : T(1);
+      const T inv = lambda > T(0) ? T(1) / safe : T(0);
+      const T scale = (dyb[2 * i] * yb[2 * i] + dyb[2 * i + 1] * yb[2 * i + 1]) * inv;
+      dxb[2 * i] += scale * (re * inv);
+      dxb[2 * i + 1] += scale * (im * inv);
     }
   }
 }

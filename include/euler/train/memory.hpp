@@ -75,7 +75,7 @@ struct MemoryEstimate {
 // eval_rows: lists scored at once (0: none).
 struct MemoryShape {
   EulerFormerConfig config;
-  int64_t parameters = 0, batch = 0, eval_rows = 0, threads = 1, keep_bytes = int64_t(512) << 20;
+  int64_t parameters = 0, batch = 0, eval_rows = 0, threads = 1, keep_bytes = kDefaultKeepBytes;
   bool fused = true;
 };
 
