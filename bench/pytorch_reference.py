@@ -115,7 +115,7 @@ class EulerAttention(nn.Module):
         if self.pos in ("rope", "euler"):
             q, pq = self.rotate(q, True, N)
             k, pk = self.rotate(k, False, N)
-            if self.pos == "euler" and lamb > 0:
+            if self.pos == "euler" and lamb > 0 and training:  # a loss term: scoring needs none of it
                 con = self.contrastive(pq, tep, lamb, training) + self.contrastive(pk, tep, lamb, training)
         split = lambda t: t.view(B, N, self.heads, self.dh).permute(0, 2, 1, 3)
         scores = torch.matmul(split(q), split(k).transpose(-1, -2)) / math.sqrt(self.dh) + mask
