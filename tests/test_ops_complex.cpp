@@ -464,14 +464,14 @@ TEST_CASE("complex: the Euler kernels over ranges cut anywhere equal the per-num
   for (int64_t c : {int64_t(0), int64_t(40), kComplexBlock, count - 1}) x[size_t(2 * c)] = x[size_t(2 * c + 1)] = 0;  // |x| = 0
   const std::vector<int64_t> cuts{0, 7, kComplexBlock + 5, 2 * kComplexBlock, count};
   for (int64_t d_step : {0, 1})
-    for (bool with_bias : {false, true}) {
-      INFO("delta step " << d_step << ", bias " << with_bias);
-      const float* b = with_bias ? bias.data() : nullptr;
+    for (int64_t b_step : {-1, 0, 1}) {  // -1: no bias
+      INFO("delta step " << d_step << ", bias step " << b_step);
+      const float* b = b_step >= 0 ? bias.data() : nullptr;
       const size_t n = static_cast<size_t>(count);
       std::vector<float> theta(n), out(n), y(2 * n), dx(2 * n, 0.0f), dx2(2 * n, 0.0f), dphase(n, 0.0f);
       for (size_t i = 0; i + 1 < cuts.size(); ++i) {
-        euler_phase_kernel(x.data(), cuts[i], cuts[i + 1], half, delta.data(), d_step, b, int64_t(1), angle.data(), inner,
-                           theta.data(), out.data());
+        euler_phase_kernel(x.data(), cuts[i], cuts[i + 1], half, delta.data(), d_step, b, std::max<int64_t>(b_step, 0),
+                           angle.data(), inner, theta.data(), out.data());
         with_phase_kernel(x.data(), out.data(), cuts[i], cuts[i + 1], y.data());
         euler_phase_dx_kernel(x.data(), dout.data(), cuts[i], cuts[i + 1], half, delta.data(), d_step, dx.data());
         with_phase_backward_kernel(x.data(), y.data(), dy.data(), cuts[i], cuts[i + 1], dx2.data(), dphase.data());
@@ -481,7 +481,7 @@ TEST_CASE("complex: the Euler kernels over ranges cut anywhere equal the per-num
       for (int64_t c = 0; c < count; ++c) {
         const double re = x[size_t(2 * c)], im = x[size_t(2 * c + 1)], lambda = std::hypot(re, im);
         const double dl = delta[size_t(d_step ? c % half : 0)], th = atan2_vec(float(im), float(re));
-        const double phase = dl * th + (b ? b[c % half] : 0.0) + angle[size_t(c % inner)];
+        const double phase = dl * th + (b ? b[b_step ? c % half : 0] : 0.0) + angle[size_t(c % inner)];
         near(theta[size_t(c)], th);
         near(out[size_t(c)], phase);
         near(y[size_t(2 * c)], lambda * std::cos(out[size_t(c)]));
