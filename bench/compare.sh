@@ -9,7 +9,8 @@
 # Installs what is missing (python3-torch, OpenBLAS with OpenMP, jemalloc) and builds euler-bench in
 # build/. PyTorch is run at its best on this machine: Debian's python3-torch with OpenBLAS instead of
 # the reference BLAS, OPENBLAS_CORETYPE=SkylakeX (AVX-512 kernels; the environment sets Haswell),
-# jemalloc (glibc malloc costs it 10-20% at B = 4096), and the same thread count (its default is 1).
+# jemalloc (glibc malloc costs it 10-20% at B = 4096) keeping the pages it frees (its default decay
+# cost it up to 3x where page faults are slow), and the same thread count (its default is 1).
 # Each round runs euler, then PyTorch with the authors' dropout, then PyTorch with its cheapest masks
 # (--dropout-masks pool), every configuration once; a ratio is euler's median over rounds against
 # PyTorch's. The raw JSON lines go to bench/compare-<date>.jsonl (git-ignored). Never part of CI.
@@ -46,8 +47,11 @@ cmake --build build -j "$(nproc)" --target euler-bench >/dev/null
 blas_dir=$(dirname "$(find /usr/lib -path '*openblas-openmp*' -name 'libblas.so.3' | head -n 1)")
 jemalloc=$(find /usr/lib -name 'libjemalloc.so.2' | head -n 1)
 export OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=passive
+# jemalloc keeps the pages it frees (no decay): its default gives large blocks back to the system at
+# once, and each step then faults in fresh pages, which on CPU type B cost PyTorch 3x at B = 256 and 7x
+# at inference (docs/performance.md). euler reuses its own buffers, so this is PyTorch's best too.
 torch_env=(env LD_LIBRARY_PATH="$blas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" OPENBLAS_CORETYPE=SkylakeX
-           LD_PRELOAD="$jemalloc" OPENBLAS_NUM_THREADS="$threads")
+           LD_PRELOAD="$jemalloc" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1" OPENBLAS_NUM_THREADS="$threads")
 log="bench/compare-$(date +%Y%m%d-%H%M%S).jsonl"
 echo "compare.sh: $(nproc) cores, $threads threads, $rounds rounds, B=$batches N=$lens d=$dims ${args[*]}; JSON lines in $log"
 echo "compare.sh: PyTorch $("${torch_env[@]}" /usr/bin/python3 -c 'import torch; print(torch.__version__)'), BLAS $blas_dir"

@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
     ("objective", "last (authors': loss on the last position) | all", cxxopts::value<std::string>(o.objective)->default_value("last"))
     ("dropout", "hidden and attention dropout", cxxopts::value<double>(o.dropout)->default_value("0.5"))
     ("lamb", "weight of the phase contrastive loss (0: off)", cxxopts::value<double>(o.lamb)->default_value("1e-5"))
-    ("threads", "threads (OpenMP and Eigen)", cxxopts::value<int>(o.threads)->default_value("2"))
+    ("threads", "threads of euler's pool (Eigen itself runs single-threaded)", cxxopts::value<int>(o.threads)->default_value("2"))
     ("steps", "timed training steps per configuration", cxxopts::value<int>(o.steps)->default_value("20"))
     ("warmup", "untimed steps first", cxxopts::value<int>(o.warmup)->default_value("3"))
     ("infer", "also time full-ranking inference", cxxopts::value<bool>(o.infer)->default_value("true"))

@@ -314,3 +314,26 @@ TEST_CASE("trainer: valid_metric picks the best epoch, and its cutoff is reporte
   CHECK_THROWS_WITH_AS(Trainer<float>(small_model(Objective::all), t, data), doctest::Contains("unknown metric \"auc@10\""),
                        std::invalid_argument);
 }
+
+TEST_CASE("trainer: a run over its memory limit only because the layers keep their intermediates recomputes them, with the same bits") {
+  Dataset data = small_dataset();
+  Trainer<float> recomputing(small_model(Objective::all), small_options(1), data);
+  recomputing.model().set_keep_bytes(0);
+  MemoryShape without = recomputing.memory_shape(), with = without;
+  with.keep_bytes = FusedLayerSpec{}.keep_bytes;
+  const double kept = estimate_memory(with).total(), recomputed = estimate_memory(without).total();
+  REQUIRE(kept > recomputed);
+  TrainOptions between = small_options(1);
+  between.max_memory = int64_t((kept + recomputed) / 2);
+  Trainer<float> limited(small_model(Objective::all), between, data);
+  REQUIRE(limited.model().keep_bytes() == FusedLayerSpec{}.keep_bytes);
+  std::string metrics = limited.run().dump();
+  CHECK(limited.model().keep_bytes() == 0);
+  CHECK(metrics == recomputing.run().dump());
+  // Below what even recomputing needs: refused before training.
+  TrainOptions below = small_options(1);
+  below.max_memory = int64_t(recomputed / 2);
+  Trainer<float> refused(small_model(Objective::all), below, data);
+  CHECK_THROWS_AS(refused.run(), MemoryLimitError);
+  CHECK(refused.state().epoch == 0);
+}

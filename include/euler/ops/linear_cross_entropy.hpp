@@ -69,15 +69,22 @@ Var<T> linear_cross_entropy(Var<T> x /*[M, D]*/, Var<T> table /*[K', D]*/, Tenso
   const T* xv = x.value().data;
   const T* wv = table.value().data;
   const T inv_count = count ? T(1) / T(count) : T(0);
-  std::vector<Matrix> dw_parts(size_t(need_dw ? chunks : 0));  // per chunk, added in chunk order
+  // Each chunk's scratch, from the tape's pool (the same memory step after step: fresh pages cost a
+  // page fault each, slow on some machines): its rows of x and their scores, and its part of dW, which
+  // the chunks add in chunk order. Every part starts 64-byte aligned (a multiple of 16 values).
+  const auto aligned = [](int64_t n) { return (n + 15) / 16 * 16; };
+  const int64_t xt_stride = aligned(kTileRows * D), scores_stride = aligned(kTileRows * K), dw_stride = aligned(K * D);
+  T* xt_all = tape.alloc(Shape{chunks * xt_stride}).data;
+  T* scores_all = tape.alloc(Shape{chunks * scores_stride}).data;
+  T* dw_parts = need_dw ? tape.alloc(Shape{chunks * dw_stride}).data : nullptr;
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    Matrix xt, scores;
     Eigen::Map<const Matrix> w(wv, K, D);
     for (int64_t c = c0; c < c1; ++c) {
-      if (need_dw) dw_parts[size_t(c)].setZero(K, D);
+      Eigen::Map<Matrix> dw_part(need_dw ? dw_parts + c * dw_stride : nullptr, K, D);
+      if (need_dw) dw_part.setZero();
       for (int64_t i = tiles * c / chunks; i < tiles * (c + 1) / chunks; ++i) {
         const int64_t a0 = i * kTileRows, rows = std::min(kTileRows, count - a0);
-        xt.resize(rows, D);
+        Eigen::Map<Matrix> xt(xt_all + c * xt_stride, rows, D), scores(scores_all + c * scores_stride, rows, K);
         for (int64_t j = 0; j < rows; ++j) xt.row(j) = Eigen::Map<const Matrix>(xv + active[a0 + j] * D, 1, D);
         scores.noalias() = xt * w.transpose();
         for (int64_t j = 0; j < rows; ++j) {
@@ -92,7 +99,7 @@ Var<T> linear_cross_entropy(Var<T> x /*[M, D]*/, Var<T> table /*[K', D]*/, Tenso
           s[t] -= inv_count;
         }
         if (need_dx) Eigen::Map<Matrix>(dx_unit + a0 * D, rows, D).noalias() = scores * w;
-        if (need_dw) dw_parts[size_t(c)].noalias() += scores.transpose() * xt;
+        if (need_dw) dw_part.noalias() += scores.transpose() * xt;
       }
     }
   });
@@ -103,7 +110,7 @@ Var<T> linear_cross_entropy(Var<T> x /*[M, D]*/, Var<T> table /*[K', D]*/, Tenso
   if (need_dw) {
     Eigen::Map<Matrix> dw(dw_unit, K, D);
     dw.setZero();
-    for (const Matrix& part : dw_parts) dw += part;
+    for (int64_t c = 0; c < chunks; ++c) dw += Eigen::Map<const Matrix>(dw_parts + c * dw_stride, K, D);
   }
 
   return tape.record(op, loss, {x, table}, [=](auto, TensorView<const T> dloss) {
