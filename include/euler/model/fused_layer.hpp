@@ -178,19 +178,18 @@ Tile<T>& thread_tile(const FusedLayerPlan<T>& p, int64_t b0, int64_t b1) {
   return tiles[p.rows == nullptr ? 0 : 1][b1 - b0 == p.L ? 0 : 1];
 }
 
+// The attention weights after dropout: probs itself while no dropout is on (scoring, or dropout 0), else
 // probs_kept = dropout(probs), list by list and head by head (mask elements indexed in [B, H, Qn, N]).
 template <class T>
-void keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
+const Matrix<T>& keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
+  const T attn_p = p.dropout_on ? T(p.spec.attn_dropout) : T(0);
+  if (attn_p == 0) return t.probs;
   const int64_t rows = t.probs.rows(), N = p.N, Qn = p.queries_per_list();
   t.probs_kept.resize(rows, N);
-  const T attn_p = p.dropout_on ? T(p.spec.attn_dropout) : T(0);
-  if (attn_p == 0) {
-    t.probs_kept = t.probs;
-    return;
-  }
   // The tile's rows are lists b0.. times heads times queries, contiguous in [B, H, Qn, N].
   apply_dropout<false>(p.attn_mask, t.b0 * p.spec.H * Qn * N, t.probs.data(), t.probs_kept.data(), rows * N,
                        T(1) / (T(1) - attn_p));
+  return t.probs_kept;
 }
 
 // The intermediates backward_tile reads, with their shapes in a tile of `lists` lists, in a fixed order
@@ -344,11 +343,11 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
       }
     }
   }
-  keep_probs(p, t);
+  const Matrix<T>& probs_kept = keep_probs(p, t);
   for (int64_t l = 0; l < t.lists; ++l)
     for (int64_t hh = 0; hh < H; ++hh)
       t.context.block(l * Qn, hh * dh, Qn, dh).noalias() =
-          t.probs_kept.middleRows((l * H + hh) * Qn, Qn) * t.v.block(l * N, hh * dh, N, dh);
+          probs_kept.middleRows((l * H + hh) * Qn, Qn) * t.v.block(l * N, hh * dh, N, dh);
 
   // h1 = LN1(dropout(context Wd^T + bd) + x)
   const T hidden_p = p.dropout_on ? T(s.hidden_dropout) : T(0), hidden_keep = T(1) / (T(1) - hidden_p);
@@ -468,11 +467,12 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
   t.dk_rot.setZero(R, D);
   t.dv.setZero(R, D);
   t.dprobs.resize(Qn, N);
+  const Matrix<T>& probs_kept = attn_p > 0 ? t.probs_kept : t.probs;  // as forward_tile or load_tile left them
   for (int64_t l = 0; l < t.lists; ++l) {
     const int64_t b = b0 + l, first = l * N + p.first_query(b);  // the list's query rows in the tile
     for (int64_t hh = 0; hh < H; ++hh) {
       auto P = t.probs.middleRows((l * H + hh) * Qn, Qn);
-      auto Pk = t.probs_kept.middleRows((l * H + hh) * Qn, Qn);
+      auto Pk = probs_kept.middleRows((l * H + hh) * Qn, Qn);
       auto dC = t.dcontext.block(l * Qn, hh * dh, Qn, dh);
       auto V = t.v.block(l * N, hh * dh, N, dh);
       auto K = k_all.block(l * N, hh * dh, N, dh);

@@ -125,7 +125,7 @@ class EulerFormer {
     if (rotary_embedding_ >= 0) x = rotate_by_phase(x, first_rows(ctx.param(rotary_embedding_), N));
     x = ctx.dropout(input_norm_.forward(ctx, x), c.hidden_dropout_prob);
 
-    TensorView<const T> mask = attention_mask(tape, kept_ids);  // [B, 1, N, N]
+    TensorView<const T> mask;  // [B, 1, N, N], made when a composed layer first needs it (the fused one masks by itself)
     bool prune = rows.data != nullptr && trace == nullptr;
     if (rows.data) require(rows.shape == Shape{B}, "EulerFormer::encode", "rows must be [B], got " + rows.shape.str());
     for (size_t l = 0; l < layers_.size(); ++l) {
@@ -138,6 +138,7 @@ class EulerFormer {
         if (out.contrastive.tape) *contrastive = *contrastive + out.contrastive;
         continue;
       }
+      if (!mask.data) mask = attention_mask(tape, kept_ids);
       x = attend(ctx, layers_[l].attention, x, kept_ids, mask, contrastive, trace, layer_rows);
       x = layers_[l].feed_forward.forward(ctx, x);
     }
