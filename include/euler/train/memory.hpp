@@ -123,4 +123,21 @@ inline MemoryEstimate check_memory(const MemoryShape& shape, int64_t limit, cons
   return m;
 }
 
+// check_memory for a training run, where keeping the layers' intermediates for backward is a speed
+// choice, never worth a refusal: a shape over the limit with them kept that fits when backward computes
+// them again (the same bits, slower) comes back with keep_bytes 0 (said on stderr when `verbose`).
+inline MemoryShape check_memory_or_recompute(MemoryShape shape, int64_t limit, const std::string& what, bool verbose) {
+  MemoryShape recompute = shape;
+  recompute.keep_bytes = 0;
+  const double kept = estimate_memory(shape).total(), recomputed = estimate_memory(recompute).total();
+  if (kept > double(limit) && recomputed <= double(limit)) {
+    if (verbose)
+      std::fprintf(stderr, "memory: keeping the layers' intermediates would need about %s, over the limit of %s; backward computes "
+                   "them again (about %s)\n", byte_size(kept).c_str(), byte_size(double(limit)).c_str(), byte_size(recomputed).c_str());
+    shape = recompute;
+  }
+  check_memory(shape, limit, what);
+  return shape;
+}
+
 }  // namespace euler

@@ -140,30 +140,13 @@ class Trainer {
     return s;
   }
 
-  // Checks the run's memory estimate against its limit (train/memory.hpp), throwing MemoryLimitError
-  // above it. Keeping the layers' intermediates for backward is a speed choice, never worth a refusal:
-  // a run over the limit with them kept that fits when backward computes them again (the same bits,
-  // slower) recomputes them, and says so.
-  void fit_memory_limit() {
-    const int64_t limit = options_.max_memory > 0 ? options_.max_memory : default_memory_limit();
-    MemoryShape shape = memory_shape(), recompute = shape;
-    recompute.keep_bytes = 0;
-    const double kept = estimate_memory(shape).total(), recomputed = estimate_memory(recompute).total();
-    if (kept > double(limit) && recomputed <= double(limit)) {
-      model_.set_keep_bytes(0);
-      if (options_.verbose)
-        std::fprintf(stderr, "memory: keeping the layers' intermediates would need about %s, over the limit of %s; backward computes "
-                     "them again (about %s)\n", byte_size(kept).c_str(), byte_size(double(limit)).c_str(), byte_size(recomputed).c_str());
-      shape = recompute;
-    }
-    check_memory(shape, limit, "this run");
-  }
-
   // Train until early stopping or the epoch limit, then report valid and test metrics of the best
   // weights (and of the most-popular baseline) as one JSON object.
   nlohmann::json run() {
     set_num_threads(options_.threads);
-    fit_memory_limit();
+    // Refused above the memory limit, unless recomputing the layers' intermediates fits (train/memory.hpp).
+    const int64_t limit = options_.max_memory > 0 ? options_.max_memory : default_memory_limit();
+    model_.set_keep_bytes(check_memory_or_recompute(memory_shape(), limit, "this run", options_.verbose).keep_bytes);
     std::optional<DirectoryLock> lock;  // held until run() returns or throws
     if (group_ && backend_) throw std::invalid_argument("training over several processes runs on the CPU only");
     if (writes()) lock.emplace(prepare_out_dir());
