@@ -150,7 +150,8 @@ TEST_CASE("fused layer == composed layer: EulerFormer variants, many tiles, leng
   add("no bias", [](EulerFormerConfig& c) { c.euler_bias = false; });
   add("no adaptation", [](EulerFormerConfig& c) { c.adaptation = false; });
   add("masked contrastive, tep 0.5", [](EulerFormerConfig& c) { c.contrastive_mode = ContrastiveMode::masked; c.tep = 0.5; });
-  add("no contrastive loss", [](EulerFormerConfig& c) { c.lamb = 0; });
+  add("no contrastive loss", [](EulerFormerConfig& c) { c.lamb = 0; });  // objective last: q only at the last rows
+  add("no contrastive loss, vector delta", [](EulerFormerConfig& c) { c.lamb = 0; c.delta_shape = DeltaShape::vector; });
   add("no differential rotation", [](EulerFormerConfig& c) { c.differential_rotation = false; });
   add("relu, 1 head, 3 layers", [](EulerFormerConfig& c) { c.hidden_act = Activation::relu; c.n_heads = 1; c.n_layers = 3; });
   add("objective all", [](EulerFormerConfig& c) { c.objective = Objective::all; });

@@ -14,6 +14,7 @@
 // One tile, as the composed layer computes it (rows are positions of the tile's lists; Q the rows that
 // query: all of them, or one per list when `rows` is given, see EulerFormer::encode):
 //   q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv                                   [R, D]
+//     (q only at the Q query rows when no contrastive term needs every row's phase: sparse_queries)
 //   rotation: rope  q~ = q e^{i alpha}, k~ = k e^{i alpha}
 //             euler theta_q = delta arg q + b + alpha, q~ = |q| e^{i theta_q}; the same for k without b
 //   contrastive (euler): per list cl(theta_q) + cl(theta_k) (model/contrastive.hpp), a second output
@@ -97,6 +98,9 @@ struct FusedLayerPlan {
 
   int64_t queries_per_list() const { return rows ? 1 : N; }
   int64_t first_query(int64_t b) const { return rows ? rows[b] : 0; }  // list b's queries: rows first.. first + Qn
+  // q (and its rotation) only at the query rows, [Q, D] instead of [R, D]: when one row per list queries
+  // and no contrastive term needs every row's phase (scoring, the last layer of the per-prefix objective).
+  bool sparse_queries() const { return rows != nullptr && !spec.contrastive; }
 };
 
 namespace fused_detail {
@@ -138,18 +142,27 @@ void linear_rows(const X& x, Var<T> W, Var<T> b, Matrix<T>& y) {
 template <class T>
 struct Tile {
   int64_t b0 = 0, lists = 0, R = 0, Q = 0;   // first list, lists, rows, query rows
-  // The tile is lists [b0, b1) of lists of N positions, Qn of them querying.
-  void start(int64_t first, int64_t end, int64_t N, int64_t Qn) {
+  int64_t Qn = 0, Rq = 0;                    // query rows per list; rows of q: R, or Q with sparse queries
+  bool sparse = false;                       // FusedLayerPlan::sparse_queries
+  // The tile is lists [b0, b1) of the plan's lists of N positions, Qn of them querying.
+  template <class P>
+  void start(const P& p, int64_t first, int64_t end) {
     b0 = first;
     lists = end - first;
-    R = lists * N;
+    Qn = p.queries_per_list();
+    R = lists * p.N;
     Q = lists * Qn;
+    sparse = p.sparse_queries();
+    Rq = sparse ? Q : R;
   }
+  // The row of q holding list l's first query (at position `first` of the list).
+  int64_t q_row(int64_t l, int64_t first) const { return sparse ? l * Qn : l * (R / lists) + first; }
   Matrix<T> x_q;                             // [Q, D] x at the query rows
-  Matrix<T> q, k, v;                         // [R, D] projections
-  Matrix<T> q_rot, k_rot;                    // [R, D] after the rotation (euler, rope)
-  Matrix<T> arg_q, arg_k;                    // [R, D/2] arg q, arg k (euler)
-  Matrix<T> phase_q, phase_k;                // [R, D/2] theta_q, theta_k (euler)
+  Matrix<T> q, k, v;                         // [Rq, D], [R, D], [R, D] projections
+  Matrix<T> q_rot, k_rot;                    // the same after the rotation (euler, rope)
+  Matrix<T> arg_q, arg_k;                    // [Rq, D/2], [R, D/2] arg q, arg k (euler)
+  Matrix<T> phase_q, phase_k;                // theta_q, theta_k (euler), as arg_q, arg_k
+  Matrix<T> angle_q;                         // [Q, D/2] alpha at each query row (euler, sparse queries)
   Matrix<T> probs;                           // [lists H Qn, N] softmax rows, Qn queries per list
   Matrix<T> probs_kept;                      // the same after attention dropout
   Matrix<T> context;                         // [Q, D]
@@ -178,6 +191,42 @@ Tile<T>& thread_tile(const FusedLayerPlan<T>& p, int64_t b0, int64_t b1) {
   return tiles[p.rows == nullptr ? 0 : 1][b1 - b0 == p.L ? 0 : 1];
 }
 
+// x at the tile's query rows, [Q, D] (list l's queries are rows l Qn .. of it).
+template <class T, class X>
+void gather_query_rows(const FusedLayerPlan<T>& p, Tile<T>& t, const X& x) {
+  t.x_q.resize(t.Q, p.spec.D);
+  for (int64_t l = 0; l < t.lists; ++l) t.x_q.middleRows(l * t.Qn, t.Qn) = x.middleRows(l * p.N + p.first_query(t.b0 + l), t.Qn);
+}
+
+// The list position of row r of the tile's q (its angle's row in alpha).
+template <class T>
+int64_t query_position(const FusedLayerPlan<T>& p, const Tile<T>& t, int64_t r) {
+  return t.sparse ? p.first_query(t.b0 + r / t.Qn) + r % t.Qn : r % p.N;
+}
+
+// RoPE on `rows` rows of D numbers, row r at list position position(r): dst = src e^{i alpha}, or with
+// Conjugate dst = src e^{-i alpha} (its backward).
+template <bool Conjugate, class T, class Position>
+void rope_rows(const FusedLayerPlan<T>& p, const T* src, T* dst, int64_t rows, Position position) {
+  const int64_t half = p.spec.D / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* cs = p.cos_alpha + position(r) * half;
+    const T* sn = p.sin_alpha + position(r) * half;
+    const T* in = src + r * 2 * half;
+    T* out = dst + r * 2 * half;
+    for (int64_t j = 0; j < half; ++j) {
+      const T re = in[2 * j], im = in[2 * j + 1];
+      if constexpr (Conjugate) {
+        out[2 * j] = re * cs[j] + im * sn[j];
+        out[2 * j + 1] = im * cs[j] - re * sn[j];
+      } else {
+        out[2 * j] = re * cs[j] - im * sn[j];
+        out[2 * j + 1] = re * sn[j] + im * cs[j];
+      }
+    }
+  }
+}
+
 // The attention weights after dropout: probs itself while no dropout is on (scoring, or dropout 0), else
 // probs_kept = dropout(probs), list by list and head by head (mask elements indexed in [B, H, Qn, N]).
 template <class T>
@@ -198,16 +247,18 @@ const Matrix<T>& keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
 template <class T, class F>
 void for_each_kept(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t lists, F&& f) {
   const FusedLayerSpec& s = p.spec;
-  const int64_t R = lists * p.N, Q = lists * p.queries_per_list(), D = s.D, half = D / 2;
-  f(t.q, R, D);
+  const int64_t R = lists * p.N, Q = lists * p.queries_per_list(), Rq = p.sparse_queries() ? Q : R, D = s.D, half = D / 2;
+  f(t.q, Rq, D);
   f(t.k, R, D);
   f(t.v, R, D);
   if (s.rotation != LayerRotation::none) {
-    f(t.q_rot, R, D);
+    f(t.q_rot, Rq, D);
     f(t.k_rot, R, D);
   }
-  if (s.rotation == LayerRotation::euler)
-    for (auto* m : {&t.arg_q, &t.arg_k, &t.phase_q, &t.phase_k}) f(*m, R, half);
+  if (s.rotation == LayerRotation::euler) {
+    for (auto* m : {&t.arg_q, &t.phase_q}) f(*m, Rq, half);
+    for (auto* m : {&t.arg_k, &t.phase_k}) f(*m, R, half);
+  }
   f(t.probs, lists * s.H * p.queries_per_list(), p.N);
   for (auto* m : {&t.context, &t.z1, &t.h1, &t.z2}) f(*m, Q, D);
   f(t.stats1, Q, 2);
@@ -238,7 +289,7 @@ void save_tile(const FusedLayerPlan<T>& p, Tile<T>& t, T* dst) {
 }
 template <class T>
 void load_tile(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t b0, int64_t b1, const T* src) {
-  t.start(b0, b1, p.N, p.queries_per_list());
+  t.start(p, b0, b1);
   for_each_kept(p, t, t.lists, [&](Matrix<T>& m, int64_t rows, int64_t cols) {
     m.resize(rows, cols);
     std::memcpy(m.data(), src, sizeof(T) * size_t(rows * cols));
@@ -263,12 +314,14 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
   using namespace fused_detail;
   const FusedLayerSpec& s = p.spec;
   const int64_t N = p.N, D = s.D, H = s.H, dh = D / H, half = D / 2, Qn = p.queries_per_list();
-  t.start(b0, b1, N, Qn);
-  const int64_t R = t.R, Q = t.Q;
+  t.start(p, b0, b1);
+  const int64_t R = t.R, Q = t.Q, Rq = t.Rq;
   MatrixMapC<T> x(p.x.value().data + b0 * N * D, R, D);  // [R, D]
+  gather_query_rows(p, t, x);
 
-  // q, k, v = x W^T + b
-  linear_rows(x, p.in.wq, p.in.bq, t.q);
+  // q, k, v = x W^T + b (q at the query rows only, with sparse queries)
+  if (t.sparse) linear_rows(t.x_q, p.in.wq, p.in.bq, t.q);
+  else linear_rows(x, p.in.wq, p.in.bq, t.q);
   linear_rows(x, p.in.wk, p.in.bk, t.k);
   linear_rows(x, p.in.wv, p.in.bv, t.v);
 
@@ -276,30 +329,33 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
   const T* qr = t.q.data();
   const T* kr = t.k.data();
   if (s.rotation == LayerRotation::rope) {
-    t.q_rot.resize(R, D);
+    t.q_rot.resize(Rq, D);
     t.k_rot.resize(R, D);
-    for (int64_t c = 0; c < R * half; ++c) {
-      const int64_t a = c % (N * half);  // the angle: position and channel
-      const T cs = p.cos_alpha[a], sn = p.sin_alpha[a];
-      for (auto [src, dst] : {std::pair{t.q.data(), t.q_rot.data()}, std::pair{t.k.data(), t.k_rot.data()}}) {
-        const T re = src[2 * c], im = src[2 * c + 1];
-        dst[2 * c] = re * cs - im * sn;
-        dst[2 * c + 1] = re * sn + im * cs;
-      }
-    }
+    rope_rows<false>(p, t.q.data(), t.q_rot.data(), Rq, [&](int64_t r) { return query_position(p, t, r); });
+    rope_rows<false>(p, t.k.data(), t.k_rot.data(), R, [&](int64_t r) { return r % N; });
     qr = t.q_rot.data();
     kr = t.k_rot.data();
   } else if (s.rotation == LayerRotation::euler) {
     const T* dv = p.in.delta.tape ? p.in.delta.value().data : nullptr;
     const T* bv = p.in.bias.tape ? p.in.bias.value().data : nullptr;
     const int64_t d_step = dv && p.in.delta.numel() > 1 ? 1 : 0, b_step = bv && p.in.bias.numel() > 1 ? 1 : 0;
-    for (auto* m : {&t.arg_q, &t.arg_k, &t.phase_q, &t.phase_k}) m->resize(R, half);
-    t.q_rot.resize(R, D);
+    for (auto* m : {&t.arg_q, &t.phase_q}) m->resize(Rq, half);
+    for (auto* m : {&t.arg_k, &t.phase_k}) m->resize(R, half);
+    t.q_rot.resize(Rq, D);
     t.k_rot.resize(R, D);
-    euler_phase_kernel(t.q.data(), 0, R * half, half, dv, d_step, bv, b_step, p.alpha, N * half, t.arg_q.data(), t.phase_q.data());
+    const T* q_angle = p.alpha;  // alpha per complex number of q, repeating every q_period
+    int64_t q_period = N * half;
+    if (t.sparse) {
+      t.angle_q.resize(Q, half);
+      for (int64_t r = 0; r < Q; ++r)
+        std::copy_n(p.alpha + query_position(p, t, r) * half, half, t.angle_q.row(r).data());
+      q_angle = t.angle_q.data();
+      q_period = Q * half;
+    }
+    euler_phase_kernel(t.q.data(), 0, Rq * half, half, dv, d_step, bv, b_step, q_angle, q_period, t.arg_q.data(), t.phase_q.data());
     euler_phase_kernel(t.k.data(), 0, R * half, half, dv, d_step, static_cast<const T*>(nullptr), 0, p.alpha, N * half,
                        t.arg_k.data(), t.phase_k.data());
-    with_phase_kernel(t.q.data(), t.phase_q.data(), 0, R * half, t.q_rot.data());
+    with_phase_kernel(t.q.data(), t.phase_q.data(), 0, Rq * half, t.q_rot.data());
     with_phase_kernel(t.k.data(), t.phase_k.data(), 0, R * half, t.k_rot.data());
     qr = t.q_rot.data();
     kr = t.k_rot.data();
@@ -322,18 +378,16 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
 
   // Attention per list and head: P = softmax(q~ k~^T / sqrt(dh) + mask), context = dropout(P) v.
   const T scale = T(1 / std::sqrt(double(dh)));
-  MatrixMapC<T> q_all(qr, R, D), k_all(kr, R, D);
+  MatrixMapC<T> q_all(qr, Rq, D), k_all(kr, R, D);
   t.probs.resize(t.lists * H * Qn, N);
   t.context.resize(Q, D);
-  t.x_q.resize(Q, D);
   for (int64_t l = 0; l < t.lists; ++l) {
     const int64_t first = p.first_query(b0 + l);  // the list's query rows: first .. first + Qn
     const int32_t* ids = p.ids + (b0 + l) * N;
-    t.x_q.middleRows(l * Qn, Qn) = x.middleRows(l * N + first, Qn);
     for (int64_t hh = 0; hh < H; ++hh) {
       auto K = k_all.block(l * N, hh * dh, N, dh);
       auto P = t.probs.middleRows((l * H + hh) * Qn, Qn);
-      P.noalias() = q_all.block(l * N + first, hh * dh, Qn, dh) * K.transpose();
+      P.noalias() = q_all.block(t.q_row(l, first), hh * dh, Qn, dh) * K.transpose();
       P *= scale;
       for (int64_t j = 0; j < Qn; ++j) {
         const int64_t tq = first + j;
@@ -411,7 +465,7 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
   const FusedLayerSpec& s = p.spec;
   const FusedLayerInputs<T>& in = p.in;
   const int64_t N = p.N, D = s.D, H = s.H, dh = D / H, half = D / 2, I = s.I, Qn = p.queries_per_list();
-  const int64_t R = t.R, Q = t.Q, b0 = t.b0;
+  const int64_t R = t.R, Q = t.Q, Rq = t.Rq, b0 = t.b0;
   MatrixMapC<T> x(p.x.value().data + b0 * N * D, R, D);
   MatrixMapM<T> dx(dx_all ? dx_all + b0 * N * D : nullptr, dx_all ? R : 0, D);
   enum { WQ, BQ, WK, BK, WV, BV, WD, BD, G1, BE1, W1, B1, W2, B2, G2, BE2, DELTA, BIAS, WC };
@@ -462,14 +516,14 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
   const T attn_p = p.dropout_on ? T(s.attn_dropout) : T(0), attn_keep = T(1) / (T(1) - attn_p);
   const T* qr = s.rotation == LayerRotation::none ? t.q.data() : t.q_rot.data();
   const T* kr = s.rotation == LayerRotation::none ? t.k.data() : t.k_rot.data();
-  MatrixMapC<T> q_all(qr, R, D), k_all(kr, R, D);
-  t.dq_rot.setZero(R, D);
+  MatrixMapC<T> q_all(qr, Rq, D), k_all(kr, R, D);
+  t.dq_rot.setZero(Rq, D);
   t.dk_rot.setZero(R, D);
   t.dv.setZero(R, D);
   t.dprobs.resize(Qn, N);
   const Matrix<T>& probs_kept = attn_p > 0 ? t.probs_kept : t.probs;  // as forward_tile or load_tile left them
   for (int64_t l = 0; l < t.lists; ++l) {
-    const int64_t b = b0 + l, first = l * N + p.first_query(b);  // the list's query rows in the tile
+    const int64_t b = b0 + l, first = t.q_row(l, p.first_query(b));  // the list's first row of q
     for (int64_t hh = 0; hh < H; ++hh) {
       auto P = t.probs.middleRows((l * H + hh) * Qn, Qn);
       auto Pk = probs_kept.middleRows((l * H + hh) * Qn, Qn);
@@ -493,24 +547,17 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
   if (s.rotation == LayerRotation::none) {
     t.dq = t.dq_rot;
     t.dk = t.dk_rot;
-  } else if (s.rotation == LayerRotation::rope) {
-    t.dq.resize(R, D);
+  } else if (s.rotation == LayerRotation::rope) {  // dz = dy e^{-i alpha}
+    t.dq.resize(Rq, D);
     t.dk.resize(R, D);
-    for (int64_t c = 0; c < R * half; ++c) {
-      const int64_t a = c % (N * half);
-      const T cs = p.cos_alpha[a], sn = p.sin_alpha[a];
-      for (auto [src, dst] : {std::pair{t.dq_rot.data(), t.dq.data()}, std::pair{t.dk_rot.data(), t.dk.data()}}) {
-        const T dy_re = src[2 * c], dy_im = src[2 * c + 1];  // dz = dy e^{-i alpha}
-        dst[2 * c] = dy_re * cs + dy_im * sn;
-        dst[2 * c + 1] = dy_im * cs - dy_re * sn;
-      }
-    }
+    rope_rows<true>(p, t.dq_rot.data(), t.dq.data(), Rq, [&](int64_t r) { return query_position(p, t, r); });
+    rope_rows<true>(p, t.dk_rot.data(), t.dk.data(), R, [&](int64_t r) { return r % N; });
   } else {
-    t.dq.setZero(R, D);
+    t.dq.setZero(Rq, D);
     t.dk.setZero(R, D);
-    t.dphase_q.setZero(R, half);
+    t.dphase_q.setZero(Rq, half);
     t.dphase_k.setZero(R, half);
-    with_phase_backward_kernel(t.q.data(), t.q_rot.data(), t.dq_rot.data(), 0, R * half, t.dq.data(), t.dphase_q.data());
+    with_phase_backward_kernel(t.q.data(), t.q_rot.data(), t.dq_rot.data(), 0, Rq * half, t.dq.data(), t.dphase_q.data());
     with_phase_backward_kernel(t.k.data(), t.k_rot.data(), t.dk_rot.data(), 0, R * half, t.dk.data(), t.dphase_k.data());
     if (s.contrastive && p.d_contrastive != T(0)) {
       const T inv_tep = T(1 / s.tep), u = p.d_contrastive * p.contrastive_scale;
@@ -530,10 +577,12 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
     // theta = delta arg(x) + b + alpha:  dx (euler_phase_dx_kernel), ddelta += sum dtheta arg, db += sum dtheta
     const T* dv = in.delta.tape ? in.delta.value().data : nullptr;
     const int64_t d_step = dv && in.delta.numel() > 1 ? 1 : 0;
-    euler_phase_dx_kernel(t.q.data(), t.dphase_q.data(), 0, R * half, half, dv, d_step, t.dq.data());
+    euler_phase_dx_kernel(t.q.data(), t.dphase_q.data(), 0, Rq * half, half, dv, d_step, t.dq.data());
     euler_phase_dx_kernel(t.k.data(), t.dphase_k.data(), 0, R * half, half, dv, d_step, t.dk.data());
     if (T* ddelta = g.at(in, DELTA)) {
-      ArrayRow<T> sums = (t.dphase_q.array() * t.arg_q.array() + t.dphase_k.array() * t.arg_k.array()).colwise().sum();
+      ArrayRow<T> sums = t.sparse ? ArrayRow<T>((t.dphase_q.array() * t.arg_q.array()).colwise().sum() +
+                                                (t.dphase_k.array() * t.arg_k.array()).colwise().sum())
+                                  : ArrayRow<T>((t.dphase_q.array() * t.arg_q.array() + t.dphase_k.array() * t.arg_k.array()).colwise().sum());
       if (in.delta.numel() > 1) Eigen::Map<ArrayRow<T>>(ddelta, half) += sums;
       else ddelta[0] += sums.sum();
     }
@@ -544,12 +593,21 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
     }
   }
 
-  // q, k, v = x W^T + b:  dW += d^T x, db += sum d, dx += d W
-  linear_params(WQ, BQ, t.dq, x);
+  // q, k, v = x W^T + b:  dW += d^T x, db += sum d, dx += d W (q's rows: the query rows, with sparse queries)
+  if (t.sparse) {
+    gather_query_rows(p, t, x);  // a kept tile does not keep x_q
+    linear_params(WQ, BQ, t.dq, t.x_q);
+  } else {
+    linear_params(WQ, BQ, t.dq, x);
+  }
   linear_params(WK, BK, t.dk, x);
   linear_params(WV, BV, t.dv, x);
   if (dx_all) {
-    dx.noalias() += t.dq * mat(in.wq, D, D);
+    if (t.sparse)
+      for (int64_t l = 0; l < t.lists; ++l)
+        dx.middleRows(l * N + p.first_query(b0 + l), Qn).noalias() += t.dq.middleRows(l * Qn, Qn) * mat(in.wq, D, D);
+    else
+      dx.noalias() += t.dq * mat(in.wq, D, D);
     dx.noalias() += t.dk * mat(in.wk, D, D);
     dx.noalias() += t.dv * mat(in.wv, D, D);
   }
