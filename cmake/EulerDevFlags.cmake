@@ -48,6 +48,10 @@ if(EULER_SANITIZE)
   set(_euler_san -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   target_compile_options(euler_dev_flags INTERFACE $<${_euler_cxx}:${_euler_san}>)
   target_link_options(euler_dev_flags INTERFACE ${_euler_san})
+  # Not position-independent: the sanitized test program (355 MB) spent 0.85 s of every start applying
+  # its relocations, page by page (47,000 page faults), and ctest starts it once per test case; linked
+  # -no-pie it starts in 0.34 s (14,000 faults). These programs are never installed.
+  target_link_options(euler_dev_flags INTERFACE -no-pie)
 endif()
 
 function(euler_target_defaults tgt)

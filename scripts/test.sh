@@ -2,10 +2,10 @@
 # scripts/test.sh [--sanitize]: install deps, configure, build, run every test (ctest).
 #
 #   bash scripts/test.sh              # build/       Release, -march=native
-#   bash scripts/test.sh --sanitize   # build-asan/  ASan + UBSan, -Og -g1, no bench
+#   bash scripts/test.sh --sanitize   # build-asan/  ASan + UBSan, -Og -g1, no bench, no examples
 #
 # Extra cmake arguments: EULER_CMAKE_ARGS="-DEULER_NATIVE=OFF" bash scripts/test.sh
-# Parallel tests: CTEST_PARALLEL_LEVEL=2 bash scripts/test.sh
+# Tests run as many at a time as there are cores; one at a time: CTEST_PARALLEL_LEVEL=1 bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,8 +25,10 @@ if [ "$sanitize" = 1 ]; then
   dir=build-asan
   # -Og -g1: compiles ~2.5x faster than -O1 under ASan+UBSan, still runs fast enough; line tables
   # for the sanitizers' stack traces; no NDEBUG, so Eigen's own asserts are on too.
+  # No examples: they are the library's own code again (the plain run builds and runs them), and they
+  # take a sixth of the compile time.
   cfg=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-Og -g1"
-       -DEULER_SANITIZE=ON -DEULER_BUILD_BENCH=OFF
+       -DEULER_SANITIZE=ON -DEULER_BUILD_BENCH=OFF -DEULER_BUILD_EXAMPLES=OFF
        -DEULER_MPI=OFF)  # OpenMPI's own allocations trip LeakSanitizer; the trainer's share of a batch is
                          # checked under ASan by tests/test_group.cpp (ranks as threads), mpirun by the plain run
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
@@ -42,4 +44,6 @@ set -x
 cmake -S . -B "$dir" "${cfg[@]}" "${extra[@]}"
 cmake --build "$dir" -j "$jobs"
 cd "$dir"
-ctest --output-on-failure
+# Each of the ~350 test cases is its own process: run as many side by side as there are cores (each
+# test keeps its files in its own process's directory, tests/cli_helpers.hpp).
+ctest --output-on-failure -j "${CTEST_PARALLEL_LEVEL:-$jobs}"
