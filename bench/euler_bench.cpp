@@ -17,6 +17,7 @@
 //
 // Lists (comma-separated) in --batch, --len and --dim run every combination in turn. Never fails on
 // timing; exits non-zero only on bad flags.
+#include <euler/core/allocator.hpp>
 #include <euler/eulerformer.hpp>
 #include <euler/train/optimizer.hpp>
 #if EULER_WITH_CUDA
@@ -254,6 +255,7 @@ nlohmann::json run_one(const Options& o, int B, int N, int D, double ceiling) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  euler::keep_freed_memory();  // as the CLI does (euler/core/allocator.hpp)
   cxxopts::Options cli("euler-bench", "Time the EulerFormer training step and full-ranking inference");
   Options o;
   // clang-format off

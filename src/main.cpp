@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 
+#include <euler/core/allocator.hpp>
 #include <euler/version.hpp>
 
 #include "grad_command.hpp"
@@ -29,6 +30,7 @@ const char* kUsage =
 }
 
 int main(int argc, char** argv) {
+  euler::keep_freed_memory();  // a step reuses the pages of the step before (euler/core/allocator.hpp)
   euler::cli::MpiSession session(argc, argv);  // joins MPI under mpirun (src/mpi_session.hpp)
   euler::cli::mpi_session() = &session;
   const bool first_rank = session.rank() == 0;  // prints usage errors, help and results
