@@ -4,8 +4,9 @@
 // buffers from the heap above 128 KB, per product). glibc's malloc gives large freed blocks back to the
 // system (mmap'd ones at once, the heap's top above a trim threshold), and the next step faults their
 // pages in again: on CPU type B of docs/performance.md, about 8 us per 4 KB page and a fifth of an
-// all-positions training step. keep_freed_memory() asks glibc to serve blocks up to 32 MB (its largest
-// setting) from its heaps and never to trim them, so that a step reuses the pages of the step before.
+// all-positions training step. keep_freed_memory() asks glibc to serve blocks up to 32 MB (the most its
+// own sliding threshold would reach) from its heaps and never to trim them, so that a step reuses the
+// pages of the step before.
 // The setting is process-wide: euler's own programs (the CLI, euler-bench) call it first thing, and a
 // program embedding euler may do the same. Peak memory stays what it was; what is freed is kept.
 //
