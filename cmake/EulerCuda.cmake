@@ -1,4 +1,4 @@
-# EulerCuda.cmake: the optional CUDA backend, library target euler::cuda (src/cuda/euler_cuda.cu).
+# EulerCuda.cmake: the optional CUDA backend, library target euler::cuda (cuda/euler_cuda.cu).
 #
 #   EULER_CUDA=AUTO  (default) build it when nvcc is found, else say so and go on without it
 #   EULER_CUDA=ON    build it or stop with an error
@@ -72,7 +72,7 @@ if(NOT TARGET CUDA::cublas OR NOT TARGET CUDA::cudart_static)
   return()
 endif()
 
-add_library(euler_cuda STATIC "${PROJECT_SOURCE_DIR}/src/cuda/euler_cuda.cu")
+add_library(euler_cuda STATIC "${PROJECT_SOURCE_DIR}/cuda/euler_cuda.cu")
 add_library(euler::cuda ALIAS euler_cuda)
 target_include_directories(euler_cuda PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>

@@ -1,4 +1,4 @@
-// The CUDA backend on a real GPU (euler::cuda, src/cuda/euler_cuda.cu) against the CPU reference: every
+// The CUDA backend on a real GPU (euler::cuda, cuda/euler_cuda.cu) against the CPU reference: every
 // kernel (values and gradients, fresh random inputs), whole training steps for every positional scheme and
 // objective, scoring, and a step of realistic size. Where no GPU is usable, or the build has no CUDA
 // backend, each test says why and is reported as skipped (tests/cuda_test_helpers.hpp), never as passed.

@@ -1,4 +1,4 @@
-// The GPU path of the CUDA backend (src/cuda/: device tape, ops, model, Adam) run on the CPU through
+// The GPU path of the CUDA backend (cuda/: device tape, ops, model, Adam) run on the CPU through
 // HostDevice, against the CPU reference: every op, and whole training steps of EulerFormer (values,
 // every parameter's gradient, the Rng, Adam) for every positional scheme, both objectives and the
 // ablations, plus scoring. HostDevice follows cuBLAS's column-major definition, so the cuBLAS argument
@@ -10,9 +10,9 @@
 #include "cuda_model_cases.hpp"
 #include "cuda_op_cases.hpp"
 
-#include "../src/cuda/device_model.hpp"
-#include "../src/cuda/host_device.hpp"
-#include "../src/cuda/op_runner.hpp"
+#include "../cuda/device_model.hpp"
+#include "../cuda/host_device.hpp"
+#include "../cuda/op_runner.hpp"
 
 #include <euler/cuda/trainer_backend.hpp>
 #include <euler/data/synthetic.hpp>

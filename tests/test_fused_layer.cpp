@@ -1,5 +1,5 @@
-// The fused transformer layer (euler/model/fused_layer.hpp) against the composed one (model.hpp's
-// attend() and FeedForward): the same losses, the same gradient for every parameter, and the same
+// The fused transformer layer (euler/model/fused_layer.hpp) against the composed one (model/forward.hpp's
+// attend and feed_forward): the same losses, the same gradient for every parameter, and the same
 // random draws, in double precision, over the positional schemes, both backbones, both objectives,
 // dropout on and off, the EulerFormer variants, padded lists, and several tiles per batch; scores in
 // evaluation; and a whole-model finite-difference check with the fused layer and dropout on.

@@ -6,7 +6,7 @@
 // GPU across steps; they are copied from and to the CPU model's flat Parameters buffer, so checkpoints
 // keep the CPU format. The CPU is the reference: every kernel mirrors a CPU op and the tests compare them.
 //
-// This header needs no CUDA header and no GPU; its functions are defined in src/cuda/euler_cuda.cu,
+// This header needs no CUDA header and no GPU; its functions are defined in cuda/euler_cuda.cu,
 // built as the library euler::cuda when CMake finds nvcc (option EULER_CUDA). Code that links it gets
 // EULER_WITH_CUDA=1. From a CPU model, include/euler/cuda/model_spec.hpp builds the ModelSpec:
 //
@@ -129,7 +129,7 @@ class Model {
 };
 
 // One op of the backend on given inputs, forward and backward, for the op-by-op tests
-// (src/cuda/op_runner.hpp lists the ops and what each reads).
+// (cuda/op_runner.hpp lists the ops and what each reads).
 struct OpCase {
   std::string op;
   std::vector<Shape> shapes;               // one per float input

@@ -1,15 +1,16 @@
 // euler/cuda/device_math.hpp: the per-element and per-row math of every kernel of the CUDA backend.
 //
 // Each function is `EULER_HD inline`: __host__ __device__ under nvcc, a plain inline function under a
-// C++ compiler. The CUDA kernels (src/cuda/) are thin loops that call these; the normal test suite calls
+// C++ compiler. The CUDA kernels (cuda/) are thin loops that call these; the normal test suite calls
 // the very same functions on the CPU and compares them with the CPU ops of the library (values and
 // gradients), so the arithmetic of the GPU path is verified on machines without a GPU. Float only: the
 // GPU path is float, the CPU ops are the reference (ops/*.hpp, model/contrastive.hpp, train/optimizer.hpp).
 //
-// Every formula restates the CPU op it mirrors, in the same order of operations. Rows are contiguous;
-// complex numbers are interleaved pairs (re, im) as in ops/complex.hpp. No function here allocates,
-// throws or touches global state. The dropout mask is the CPU's counter hash (ops/nn.hpp, DropoutMask),
-// keyed from the same (seed, counter) by dropout_key, so a GPU step and a CPU step draw the same masks.
+// Every formula restates the CPU op it mirrors, in the same order of operations, except the two whose
+// bits must agree, which both sides take from core/host_device.hpp: the float atan2 (atan2_poly) and the
+// dropout hash (dropout_kept, keyed from the same (seed, counter) by dropout_key, so a GPU step and a
+// CPU step draw the same masks). Rows are contiguous; complex numbers are interleaved pairs (re, im) as
+// in ops/complex.hpp. No function here allocates, throws or touches global state.
 //
 //     float theta;                                         // one complex number (re, im) of q
 //     float phase = euler::device::euler_phase(re, im, delta, b, alpha, &theta);
@@ -24,35 +25,14 @@
 #include <cmath>
 #include <cstdint>
 
+#include "euler/core/host_device.hpp"
 #include "euler/core/random_bits.hpp"
-
-#if defined(__CUDACC__)
-#define EULER_HD __host__ __device__
-#else
-#define EULER_HD
-#endif
 
 namespace euler::device {
 
 inline constexpr float kSmallestNormal = 1.17549435e-38f;  // FLT_MIN
 
 // ---- the Euler transform and rotations (ops/complex.hpp) --------------------------------------------
-
-// atan2(y, x) with the CPU's polynomial (atan2_vec): fold to [0, 1], fold around tan(pi/8), Cephes'
-// odd polynomial, unfold by octant. Signed zeros as std::atan2.
-EULER_HD inline float atan2_poly(float y, float x) {
-  float ax = fabsf(x), ay = fabsf(y);
-  float hi = fmaxf(ax, ay), lo = fminf(ax, ay);
-  float a = hi > 0.0f ? lo / hi : 0.0f;
-  bool fold = a > 0.41421356237f;  // tan(pi/8)
-  float z = fold ? (a - 1.0f) / (a + 1.0f) : a;
-  float z2 = z * z;
-  float r = (((8.05374449538e-2f * z2 - 1.38776856032e-1f) * z2 + 1.99777106478e-1f) * z2 - 3.33329491539e-1f) * z2 * z + z;
-  r = fold ? r + 0.78539816340f : r;
-  r = ay > ax ? 1.57079632679f - r : r;
-  r = copysignf(1.0f, x) < 0.0f ? 3.14159265359f - r : r;  // signbit(x), -0 included
-  return copysignf(r, y);
-}
 
 // euler_phase forward for one complex number: theta = atan2(im, re), out = delta theta + bias + angle.
 // Returns out; theta goes to *theta_out (the gradient of delta reads it).
@@ -205,15 +185,6 @@ EULER_HD inline float relu_grad(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 
 // ---- dropout (ops/nn.hpp, DropoutMask) ------------------------------------------------------------------
 
-// Wellons' lowbias32, as DropoutMask::lowbias32.
-EULER_HD constexpr uint32_t lowbias32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7FEB352Du;
-  x ^= x >> 15;
-  x *= 0x846CA68Bu;
-  return x ^ (x >> 16);
-}
-
 // A dropout block's key: DropoutMask(RandomStream(seed, 0), first, p) as plain integers.
 struct DropoutKey {
   uint32_t key0 = 0, key1 = 0;
@@ -228,9 +199,7 @@ inline DropoutKey dropout_key(uint64_t seed, uint64_t first, double p) {
 }
 
 // Element i of the block is kept when its 24-bit number is >= threshold (DropoutMask::keep).
-EULER_HD inline bool dropout_keep(DropoutKey k, int64_t i) {
-  return (lowbias32(lowbias32(uint32_t(i) ^ k.key0) + k.key1) >> 8) >= k.threshold;
-}
+EULER_HD inline bool dropout_keep(DropoutKey k, int64_t i) { return dropout_kept(k.key0, k.key1, k.threshold, uint32_t(i)); }
 
 // ---- the phase contrastive loss (model/contrastive.hpp) -------------------------------------------------
 

@@ -22,6 +22,7 @@
 #pragma once
 
 #include "euler/model/config.hpp"
+#include "euler/model/forward.hpp"
 #include "euler/nn/layers.hpp"
 #include "euler/ops/nn.hpp"
 
@@ -79,7 +80,8 @@ Var<T> phase_contrastive_loss_composed(const Context<T>& ctx, Var<T> phases /*[B
       bool real = ids[b * N + t] != 0;
       valid[b * N + t] = real ? T(1) : T(0);
       count += real;
-      for (int64_t s = 0; s < N; ++s) key_mask[(b * N + t) * N + s] = ids[b * N + s] != 0 ? T(0) : T(-10000);
+      for (int64_t s = 0; s < N; ++s)
+        key_mask[(b * N + t) * N + s] = key_visible(ids.data + b * N, s, t, /*causal=*/false) ? T(0) : T(kHiddenKeyLogit);
     }
   Var<T> per_position = log_sum_exp_plus(scaled + tape.constant(key_mask, "key_mask"), T(1e-5)) - positive;
   return sum(per_position * tape.constant(valid, "valid")) * T(lamb / double(std::max<int64_t>(1, count)));
@@ -139,7 +141,7 @@ T contrastive_list_forward(ContrastiveOperands<T>& f, const T* phases /*[N, h]*/
   z.noalias() = (f.a * f.c.transpose()) * inv_tep;  // Z = S / tep
   if (masked)
     for (int64_t s = 0; s < N; ++s)
-      if (ids[s] == 0) z.col(s).array() += T(-10000);
+      if (!key_visible(ids, s, 0, /*causal=*/false)) z.col(s).array() += T(kHiddenKeyLogit);
   T total = 0;
   for (int64_t t = 0; t < N; ++t) {
     const T positive = z(t, t);  // a key of a counted query is never masked

@@ -1,7 +1,7 @@
 // euler/model/fused_layer.hpp: one transformer layer of EulerFormer as a single tape node, computed in
 // tiles of a few lists that stay in cache; backward reads each tile's kept intermediates or recomputes them.
 //
-// The composed layer (model.hpp: attend() and FeedForward) records ~40 nodes whose values are each a
+// The composed layer (model/forward.hpp: attend and feed_forward) records ~40 nodes whose values are each a
 // [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, and each op is a pass over main
 // memory (docs/performance.md). This node does the same arithmetic on tiles of L lists (L N ~ 256 rows),
 // whose intermediates fit in the core's L2 cache. When what backward reads fits the spec's keep_bytes,
@@ -38,6 +38,7 @@
 
 #include "euler/model/config.hpp"
 #include "euler/model/contrastive.hpp"
+#include "euler/model/forward.hpp"
 #include "euler/nn/layers.hpp"
 #include "euler/ops/complex.hpp"
 #include "euler/ops/nn.hpp"
@@ -392,7 +393,7 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
       for (int64_t j = 0; j < Qn; ++j) {
         const int64_t tq = first + j;
         T* z = P.row(j).data();
-        for (int64_t key = 0; key < N; ++key) z[key] += (ids[key] != 0 && (!s.causal || key <= tq)) ? T(0) : T(-10000);
+        for (int64_t key = 0; key < N; ++key) z[key] += key_visible(ids, key, tq, s.causal) ? T(0) : T(kHiddenKeyLogit);
         softmax_in_place(z, N, P.row(j).maxCoeff());
       }
     }

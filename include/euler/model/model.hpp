@@ -28,6 +28,7 @@
 #include "euler/data/rows.hpp"
 #include "euler/model/config.hpp"
 #include "euler/model/contrastive.hpp"
+#include "euler/model/forward.hpp"
 #include "euler/model/fused_layer.hpp"
 #include "euler/nn/layers.hpp"
 #include "euler/ops/complex.hpp"
@@ -62,20 +63,21 @@ struct Losses {
 template <class T = float>
 class EulerFormer {
  public:
-  // Multi-head attention with the configured positional scheme (see attend() and rotate() below):
-  // LN(x + dropout(dense(softmax(rot(q) rot(k)^T / sqrt(d_h) + mask) v))).
-  struct MultiHeadAttention {
-    Linear<T> query, key, value, dense;
-    LayerNorm<T> norm;
-    int delta = -1, bias = -1, freq = -1, w = -1;  // EulerFormer parameters (-1: absent)
-  };
+  // One transformer layer's parameters (model/forward.hpp runs them; the names are those of
+  // cuda::ModelSpec::Layer): multi-head attention with the configured positional scheme,
+  // LN(x + dropout(dense(softmax(rot(q) rot(k)^T / sqrt(d_h) + mask) v))), then the feed-forward block
+  // LN(x + dropout(dense_2(act(dense_1(x))))).
   struct Layer {
-    MultiHeadAttention attention;
-    FeedForward<T> feed_forward;
+    Linear<T> query, key, value, dense;
+    LayerNorm<T> attention_norm;
+    int delta = -1, bias = -1, freq = -1, w = -1;  // EulerFormer parameters (-1: absent)
+    Linear<T> dense_1, dense_2;
+    LayerNorm<T> feed_forward_norm;
   };
 
   explicit EulerFormer(const EulerFormerConfig& config, uint64_t seed = 2024) : config_(config) {
     config_.validate();
+    settings_ = forward_settings(config_);
     declare();
     params_.allocate();
     Rng rng(seed);
@@ -115,33 +117,11 @@ class EulerFormer {
     int64_t B = ids.shape[0], N = ids.shape[1];
     require(N >= 1 && N <= c.max_len, "EulerFormer::encode",
             "list length " + std::to_string(N) + " is outside 1.." + std::to_string(c.max_len) + " (MAX_ITEM_LIST_LENGTH)");
-    Tape<T>& tape = ctx.tape;
-    TensorView<const int32_t> kept_ids = tape.keep(ids);
-
-    // Input: item embedding (+ positions), the input rotary table, LayerNorm, dropout.
-    Var<T> x = item_embedding_.forward(ctx, kept_ids, c.padding_idx ? 0 : -1);  // [B, N, D]
-    if (position_embedding_ >= 0) x = x + first_rows(ctx.param(position_embedding_), N);
-    if (c.pos == PosScheme::sinusoidal) x = x + tape.constant(rows_of(sinusoid_, N), "sinusoid");
-    if (rotary_embedding_ >= 0) x = rotate_by_phase(x, first_rows(ctx.param(rotary_embedding_), N));
-    x = ctx.dropout(input_norm_.forward(ctx, x), c.hidden_dropout_prob);
-
-    TensorView<const T> mask;  // [B, 1, N, N], made when a composed layer first needs it (the fused one masks by itself)
+    TensorView<const int32_t> kept_ids = ctx.tape.keep(ids);
     bool prune = rows.data != nullptr && trace == nullptr;
     if (rows.data) require(rows.shape == Shape{B}, "EulerFormer::encode", "rows must be [B], got " + rows.shape.str());
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      bool last = l + 1 == layers_.size();
-      TensorView<const int32_t> layer_rows = prune && last ? rows : TensorView<const int32_t>{};
-      if (fused_ && trace == nullptr && layers_[l].attention.freq < 0) {
-        FusedLayerOutputs<T> out = fused_layer(ctx, fused_spec(contrastive != nullptr), fused_inputs(ctx, layers_[l], contrastive != nullptr),
-                                               x, kept_ids, rows_of_const(alpha_, N), layer_rows);
-        x = out.out;
-        if (out.contrastive.tape) *contrastive = *contrastive + out.contrastive;
-        continue;
-      }
-      if (!mask.data) mask = attention_mask(tape, kept_ids);
-      x = attend(ctx, layers_[l].attention, x, kept_ids, mask, contrastive, trace, layer_rows);
-      x = layers_[l].feed_forward.forward(ctx, x);
-    }
+    TapeBackend backend{*this, ctx, trace};
+    Var<T> x = forward::encode(backend, kept_ids, contrastive, prune ? rows : TensorView<const int32_t>{});
     if (prune) return reshape(x, Shape{B, c.hidden_size});
     return rows.data ? gather_rows(x, rows) : x;
   }
@@ -210,22 +190,23 @@ class EulerFormer {
       Layer layer;
       std::string prefix = "trm_encoder.layer." + std::to_string(l);
       std::string mha = prefix + ".multi_head_attention";
-      layer.attention.query.declare(params_, mha + ".query", D, D);
-      layer.attention.key.declare(params_, mha + ".key", D, D);
-      layer.attention.value.declare(params_, mha + ".value", D, D);
+      layer.query.declare(params_, mha + ".query", D, D);
+      layer.key.declare(params_, mha + ".key", D, D);
+      layer.value.declare(params_, mha + ".value", D, D);
       if (c.uses_euler() && c.differential_rotation) {
         Shape phase_shape = c.delta_shape == DeltaShape::scalar ? Shape{} : Shape{D / 2};
         if (c.adaptation) {
-          layer.attention.delta = params_.declare(mha + ".euler.delta", phase_shape);
-          if (c.euler_bias) layer.attention.bias = params_.declare(mha + ".euler.b", phase_shape);
+          layer.delta = params_.declare(mha + ".euler.delta", phase_shape);
+          if (c.euler_bias) layer.bias = params_.declare(mha + ".euler.b", phase_shape);
         }
-        if (c.learnable_freq) layer.attention.freq = params_.declare(mha + ".euler.freq", {D / 2});
-        layer.attention.w = params_.declare(mha + ".w", {D / 2});
+        if (c.learnable_freq) layer.freq = params_.declare(mha + ".euler.freq", {D / 2});
+        layer.w = params_.declare(mha + ".w", {D / 2});
       }
-      layer.attention.dense.declare(params_, mha + ".dense", D, D);
-      layer.attention.norm.declare(params_, mha + ".LayerNorm", D, c.layer_norm_eps);
-      layer.feed_forward.declare(params_, prefix + ".feed_forward", D, c.inner_size, c.layer_norm_eps,
-                                 c.hidden_act == Activation::gelu, c.hidden_dropout_prob);
+      layer.dense.declare(params_, mha + ".dense", D, D);
+      layer.attention_norm.declare(params_, mha + ".LayerNorm", D, c.layer_norm_eps);
+      layer.dense_1.declare(params_, prefix + ".feed_forward.dense_1", D, c.inner_size);
+      layer.dense_2.declare(params_, prefix + ".feed_forward.dense_2", c.inner_size, D);
+      layer.feed_forward_norm.declare(params_, prefix + ".feed_forward.LayerNorm", D, c.layer_norm_eps);
       layers_.push_back(layer);
     }
   }
@@ -238,11 +219,11 @@ class EulerFormer {
     item_embedding_.init(params_, rng, std);
     if (position_embedding_ >= 0) fill_normal(params_.value(position_embedding_), rng, T(0), T(std));
     input_norm_.init(params_);
-    for (const Layer& layer : layers_) {
-      const MultiHeadAttention& a = layer.attention;
+    for (const Layer& a : layers_) {
       for (const Linear<T>* linear : {&a.query, &a.key, &a.value, &a.dense}) linear->init(params_, rng, std);
-      a.norm.init(params_);
-      layer.feed_forward.init(params_, rng, std);
+      a.attention_norm.init(params_);
+      for (const Linear<T>* linear : {&a.dense_1, &a.dense_2}) linear->init(params_, rng, std);
+      a.feed_forward_norm.init(params_);
       if (a.delta >= 0) fill(a.delta, T(c.init_factor));
       if (a.bias >= 0) fill(a.bias, T(0));
       if (a.w >= 0) fill(a.w, T(1));
@@ -307,43 +288,20 @@ class EulerFormer {
     s.keep_bytes = keep_bytes_;
     return s;
   }
-  FusedLayerInputs<T> fused_inputs(const Context<T>& ctx, const Layer& layer, bool want_contrastive) const {
-    const MultiHeadAttention& a = layer.attention;
-    const FeedForward<T>& f = layer.feed_forward;
+  FusedLayerInputs<T> fused_inputs(const Context<T>& ctx, const Layer& a, bool want_contrastive) const {
     FusedLayerInputs<T> in;
     in.wq = ctx.param(a.query.weight), in.bq = ctx.param(a.query.bias);
     in.wk = ctx.param(a.key.weight), in.bk = ctx.param(a.key.bias);
     in.wv = ctx.param(a.value.weight), in.bv = ctx.param(a.value.bias);
     in.wd = ctx.param(a.dense.weight), in.bd = ctx.param(a.dense.bias);
-    in.g1 = ctx.param(a.norm.weight), in.be1 = ctx.param(a.norm.bias);
-    in.w1 = ctx.param(f.dense_1.weight), in.b1 = ctx.param(f.dense_1.bias);
-    in.w2 = ctx.param(f.dense_2.weight), in.b2 = ctx.param(f.dense_2.bias);
-    in.g2 = ctx.param(f.norm.weight), in.be2 = ctx.param(f.norm.bias);
+    in.g1 = ctx.param(a.attention_norm.weight), in.be1 = ctx.param(a.attention_norm.bias);
+    in.w1 = ctx.param(a.dense_1.weight), in.b1 = ctx.param(a.dense_1.bias);
+    in.w2 = ctx.param(a.dense_2.weight), in.b2 = ctx.param(a.dense_2.bias);
+    in.g2 = ctx.param(a.feed_forward_norm.weight), in.be2 = ctx.param(a.feed_forward_norm.bias);
     if (a.delta >= 0) in.delta = ctx.param(a.delta);
     if (a.bias >= 0) in.bias = ctx.param(a.bias);
     if (a.w >= 0 && want_contrastive && fused_spec(true).contrastive) in.w = ctx.param(a.w);
     return in;
-  }
-
-  // Additive mask [B, 1, N, N]: key s is visible to query t when ids[s] != 0 and (SASRec) s <= t;
-  // hidden keys get -10000 as in the authors' code.
-  TensorView<const T> attention_mask(Tape<T>& tape, TensorView<const int32_t> ids) const {
-    int64_t B = ids.shape[0], N = ids.shape[1];
-    bool causal = config_.backbone == Backbone::sasrec;
-    TensorView<T> mask = tape.alloc(Shape{B, 1, N, N});
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < N; ++t)
-        for (int64_t s = 0; s < N; ++s)
-          mask[(b * N + t) * N + s] = (ids[b * N + s] != 0 && (!causal || s <= t)) ? T(0) : T(-10000);
-    return {mask.shape, mask.data};
-  }
-
-  // Rows [B, 1, 1, N] of the mask [B, 1, N, N]: row rows[b] of list b.
-  static TensorView<const T> mask_rows(Tape<T>& tape, TensorView<const T> mask, TensorView<const int32_t> rows) {
-    int64_t B = mask.shape[0], N = mask.shape[3];
-    TensorView<T> picked = tape.alloc(Shape{B, 1, 1, N});
-    for (int64_t b = 0; b < B; ++b) std::copy_n(mask.data + (b * N + rows[b]) * N, N, picked.data + b * N);
-    return {picked.shape, picked.data};
   }
 
   // Index of the last valid position of every list, [B] (0 for an all-padding list).
@@ -368,74 +326,100 @@ class EulerFormer {
     return matmul(hidden, table, false, true);
   }
 
-  // The positional rotation of q or k [B, N, D] inside attention. EulerFormer also hands back the
-  // rotated phases theta~ [B, N, D/2] through *phase (for the phase contrastive loss).
-  Var<T> rotate(const Context<T>& ctx, const MultiHeadAttention& a, Var<T> x, bool is_query, int64_t N,
-                Var<T>* phase = nullptr) const {
-    const EulerFormerConfig& c = config_;
-    Tape<T>& tape = ctx.tape;
-    Var<T> angle;  // the positional angle [N, D/2]
-    if (a.freq >= 0)
-      angle = matmul(tape.constant(rows_of(positions_, N), "positions"),
-                     reshape(ctx.param(a.freq), Shape{1, c.hidden_size / 2}));  // j * g_t, learnable g
-    else
-      angle = tape.constant(rows_of(alpha_, N), "alpha");
-    if (c.pos == PosScheme::rope) return rotate_by_phase(x, angle);
-    // Euler transform: polar form, adapt the semantic phase, add the positional angle, map back
-    // (fused: theta~ = delta arg(x) + b + alpha, then |x| e^{i theta~}; see ops/complex.hpp).
-    Var<T> delta = a.delta >= 0 ? ctx.param(a.delta) : Var<T>{};
-    Var<T> bias = is_query && a.bias >= 0 ? ctx.param(a.bias) : Var<T>{};
-    Var<T> rotated_phase = euler_phase(x, delta, bias, angle);
-    if (phase) *phase = rotated_phase;
-    return with_phase(x, rotated_phase);
+  // What model/forward.hpp reads of the configuration.
+  static ForwardSettings forward_settings(const EulerFormerConfig& c) {
+    ForwardSettings s;
+    s.layers = c.n_layers, s.heads = c.n_heads, s.hidden = c.hidden_size, s.inner = c.inner_size;
+    s.hidden_dropout = c.hidden_dropout_prob, s.attn_dropout = c.attn_dropout_prob;
+    s.position_table = c.has_position_table();
+    s.sinusoid = c.pos == PosScheme::sinusoidal;
+    s.rotary_table = c.pos == PosScheme::euler && c.input_rotary;
+    s.rope = c.pos == PosScheme::rope;
+    s.euler_rotation = c.uses_euler() && c.differential_rotation;
+    return s;
   }
 
-  // One post-LN attention block: LN(x + dropout(dense(attention(x)))). With `rows` ([B]) only the
-  // query at rows[b] of each list attends, and the block returns [B, 1, D].
-  Var<T> attend(const Context<T>& ctx, const MultiHeadAttention& a, Var<T> x /*[B, N, D]*/, TensorView<const int32_t> ids,
-                TensorView<const T> mask, Var<T>* contrastive, Trace<T>* trace, TensorView<const int32_t> rows) const {
-    const EulerFormerConfig& c = config_;
-    int64_t B = x.size(0), N = x.size(1), D = x.size(2);
-    Var<T> q = a.query.forward(ctx, x), k = a.key.forward(ctx, x), v = a.value.forward(ctx, x);  // [B, N, D]
-    bool rotates = c.pos == PosScheme::rope || (c.uses_euler() && c.differential_rotation);
-    Var<T> query_phase, key_phase;  // EulerFormer: theta~ of q and k, [B, N, D/2]
-    if (rotates) {
-      q = rotate(ctx, a, q, true, N, &query_phase);
-      k = rotate(ctx, a, k, false, N, &key_phase);
+  // The CPU tape as the backend of model/forward.hpp: each call puts this model's parameters on the tape
+  // and records one op (or, for a layer the fused path can run, one fused node).
+  struct TapeBackend {
+    using Var = euler::Var<T>;
+    using Ids = TensorView<const int32_t>;
+    using Rows = TensorView<const int32_t>;
+    using Mask = TensorView<const T>;
+    using Layer = EulerFormer::Layer;
+    const EulerFormer& m;
+    const Context<T>& ctx;
+    Trace<T>* trace;  // filled when given (and then every layer is composed)
+
+    const ForwardSettings& settings() const { return m.settings_; }
+    const Layer& layer(int l) const { return m.layers_[size_t(l)]; }
+    Var item_embedding(Ids ids) const { return m.item_embedding_.forward(ctx, ids, m.config_.padding_idx ? 0 : -1); }
+    Var position_rows(int64_t N) const { return first_rows(ctx.param(m.position_embedding_), N); }
+    Var sinusoid_rows(int64_t N) const { return ctx.tape.constant(rows_of(m.sinusoid_, N), "sinusoid"); }
+    Var rotary_rows(int64_t N) const { return first_rows(ctx.param(m.rotary_embedding_), N); }
+    Var input_norm(Var x) const { return m.input_norm_.forward(ctx, x); }
+    Var linear(const Linear<T>& l, Var x, int64_t /*out: l knows it*/) const { return l.forward(ctx, x); }
+    Var norm(const LayerNorm<T>& n, Var x) const { return n.forward(ctx, x); }
+    Var activation(Var x) const { return m.config_.hidden_act == Activation::gelu ? gelu(x) : relu(x); }
+    Var dropout(Var x, double p) const { return ctx.dropout(x, p); }
+    Var phase_param(int index, const char* /*name*/) const { return ctx.param(index); }
+    Var param_w(int index) const { return ctx.param(index); }
+    // The positional angle [N, D/2]: alpha, or j g_t with the layer's learnable frequencies g.
+    Var angles(const Layer& a, int64_t N) const {
+      if (a.freq < 0) return ctx.tape.constant(rows_of(m.alpha_, N), "alpha");
+      Var positions = ctx.tape.constant(rows_of(m.positions_, N), "positions");  // [N, 1]
+      return matmul(positions, reshape(ctx.param(a.freq), Shape{1, m.settings_.hidden / 2}));
     }
-    if (c.uses_euler() && c.differential_rotation) {
-      // The authors' code takes atan2 of the rotated q and k: theta~ up to multiples of 2 pi, which the
-      // loss cannot see (it reads cos and sin of the phases and of twice the phases), with the same
-      // gradients. The trace keeps the atan2 values, in [-pi, pi].
-      if (trace) {
-        trace->query_phase.push_back(complex_arg(q));
-        trace->key_phase.push_back(complex_arg(k));
-      }
-      if (contrastive && a.w >= 0) {
-        Var<T> w = ctx.param(a.w);
-        // Two statements: the query term draws its view from ctx.rng before the key term.
-        Var<T> query_term = phase_contrastive_loss(ctx, query_phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
-        Var<T> key_term = phase_contrastive_loss(ctx, key_phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
-        *contrastive = *contrastive + query_term + key_term;
-      }
+    Var scaled_scores(Var qh, Var kh, double scale) const { return matmul(qh, kh, false, true) * T(scale); }
+    Var phase_contrastive(Var phase, Var w, Ids ids) const {
+      const EulerFormerConfig& c = m.config_;
+      return phase_contrastive_loss(ctx, phase, w, ids, c.tep, c.lamb, c.contrastive_mode);
     }
-    if (rows.data) {  // one query per list: its row of q, of x and of the mask
-      q = reshape(gather_rows(q, rows), Shape{B, 1, D});
-      x = reshape(gather_rows(x, rows), Shape{B, 1, D});
-      mask = mask_rows(ctx.tape, mask, rows);
+    // Additive mask [B, 1, N, N]: 0 where key_visible (forward.hpp), kHiddenKeyLogit elsewhere.
+    Mask attention_mask(Ids ids) const {
+      int64_t B = ids.shape[0], N = ids.shape[1];
+      bool causal = m.config_.backbone == Backbone::sasrec;
+      TensorView<T> mask = ctx.tape.alloc(Shape{B, 1, N, N});
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < N; ++t)
+          for (int64_t s = 0; s < N; ++s)
+            mask[(b * N + t) * N + s] = key_visible(ids.data + b * N, s, t, causal) ? T(0) : T(kHiddenKeyLogit);
+      return {mask.shape, mask.data};
     }
-    Var<T> qh = split_heads(q, c.n_heads), kh = split_heads(k, c.n_heads), vh = split_heads(v, c.n_heads);
-    Var<T> logits = matmul(qh, kh, false, true) * T(1 / std::sqrt(double(c.head_size())));  // [B, H, N, N]
-    Var<T> attention = softmax(logits, mask);
-    if (trace) {
+    // Rows [B, 1, 1, N] of the mask [B, 1, N, N]: row rows[b] of list b.
+    Mask mask_rows(Mask mask, Rows rows) const {
+      int64_t B = mask.shape[0], N = mask.shape[3];
+      TensorView<T> picked = ctx.tape.alloc(Shape{B, 1, 1, N});
+      for (int64_t b = 0; b < B; ++b) std::copy_n(mask.data + (b * N + rows[b]) * N, N, picked.data + b * N);
+      return {picked.shape, picked.data};
+    }
+    // Layer l as one fused node (fused_layer.hpp) when the model runs fused, nothing traces it and its
+    // frequencies are fixed; false leaves it to forward::attend and forward::feed_forward.
+    bool fused_layer(int l, Var& x, Ids ids, Var* contrastive, Rows rows) const {
+      const Layer& a = layer(l);
+      if (!m.fused_ || trace || a.freq >= 0) return false;
+      const int64_t N = ids.shape[1];
+      const bool want_contrastive = contrastive != nullptr;
+      FusedLayerOutputs<T> out = euler::fused_layer(ctx, m.fused_spec(want_contrastive), m.fused_inputs(ctx, a, want_contrastive), x,
+                                                    ids, rows_of_const(m.alpha_, N), rows);
+      x = out.out;
+      if (out.contrastive.tape) *contrastive = *contrastive + out.contrastive;
+      return true;
+    }
+    // The authors' code takes atan2 of the rotated q and k: theta~ up to multiples of 2 pi, which the
+    // loss cannot see (it reads cos and sin of the phases and of twice the phases), with the same
+    // gradients. The trace keeps the atan2 values, in [-pi, pi].
+    void trace_phases(Var q, Var k) const {
+      if (!trace) return;
+      trace->query_phase.push_back(complex_arg(q));
+      trace->key_phase.push_back(complex_arg(k));
+    }
+    void trace_attention(Var logits, Var attention) const {
+      if (!trace) return;
       trace->attention_logits.push_back(logits);
       trace->attention.push_back(attention);
     }
-    attention = ctx.dropout(attention, c.attn_dropout_prob);
-    Var<T> context = merge_heads(matmul(attention, vh));  // [B, N, D]
-    Var<T> out = ctx.dropout(a.dense.forward(ctx, context), c.hidden_dropout_prob);
-    return a.norm.forward(ctx, out + x);
-  }
+  };
 
   EulerFormerConfig config_;
   Parameters<T> params_;
@@ -443,6 +427,7 @@ class EulerFormer {
   int position_embedding_ = -1, rotary_embedding_ = -1;  // -1: absent for this positional scheme
   LayerNorm<T> input_norm_;
   std::vector<Layer> layers_;
+  ForwardSettings settings_;
   Tensor<T> alpha_, sinusoid_, positions_;
   bool fused_ = true;
   int64_t keep_bytes_ = FusedLayerSpec{}.keep_bytes;

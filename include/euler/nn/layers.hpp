@@ -1,6 +1,6 @@
 // euler/nn/layers.hpp: the building blocks of a transformer, as small structs over Parameters:
-// Embedding, Linear, LayerNorm, FeedForward; dropout is Context::dropout (a no-op when training is off).
-// (Multi-head attention with its positional schemes lives with the model, model/model.hpp.)
+// Embedding, Linear, LayerNorm; dropout is Context::dropout (a no-op when training is off). (The
+// attention and feed-forward blocks that compose them live with the model, model/forward.hpp.)
 //
 // A layer declares its parameters (PyTorch names and layouts) in declare(), and its forward puts them
 // on the tape and composes ops. A Context carries what every forward needs: the tape, the parameters,
@@ -87,35 +87,6 @@ struct LayerNorm {
   }
   Var<T> forward(const Context<T>& ctx, Var<T> x /*[..., D]*/) const {
     return layer_norm(x, ctx.param(weight), ctx.param(bias), T(eps));
-  }
-};
-
-// Post-LN feed-forward block of the authors' code: LN(x + dropout(dense_2(act(dense_1(x))))).
-template <class T>
-struct FeedForward {
-  Linear<T> dense_1, dense_2;
-  LayerNorm<T> norm;
-  bool gelu_activation = true;
-  double dropout_p = 0.5;
-
-  void declare(Parameters<T>& params, const std::string& name, int hidden, int inner, double eps, bool use_gelu,
-               double p) {
-    dense_1.declare(params, name + ".dense_1", hidden, inner);
-    dense_2.declare(params, name + ".dense_2", inner, hidden);
-    norm.declare(params, name + ".LayerNorm", hidden, eps);
-    gelu_activation = use_gelu;
-    dropout_p = p;
-  }
-  void init(Parameters<T>& params, Rng& rng, double stddev) const {
-    dense_1.init(params, rng, stddev);
-    dense_2.init(params, rng, stddev);
-    norm.init(params);
-  }
-  Var<T> forward(const Context<T>& ctx, Var<T> x /*[B, N, D]*/) const {
-    Var<T> h = dense_1.forward(ctx, x);
-    h = gelu_activation ? gelu(h) : relu(h);
-    h = ctx.dropout(dense_2.forward(ctx, h), dropout_p);
-    return norm.forward(ctx, h + x);
   }
 };
 

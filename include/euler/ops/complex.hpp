@@ -37,6 +37,7 @@
 #include <array>
 #include <vector>
 
+#include "euler/core/host_device.hpp"
 #include "euler/ops/elementwise.hpp"
 
 namespace euler {
@@ -143,27 +144,12 @@ Var<T> complex_abs(Var<T> x /*[..., D]*/) {
   });
 }
 
-// atan2(y, x) for float in a form the compiler vectorises (glibc's atan2f is a scalar call, and was
-// the largest single cost of the EulerFormer step): fold to a in [0, 1] = min/max of |x|, |y|, fold again
-// around tan(pi/8), Cephes' degree-9 odd polynomial for atan (error ~1e-7), then unfold by octant with
-// selects; within 2 ulp of pi (4.8e-7) of std::atan2. Signed zeros as std::atan2: (+0, -0) -> pi, (-0, +0) -> -0. double uses std::atan2.
+// atan2(y, x): for float the vectorisable polynomial shared with the GPU (core/host_device.hpp's
+// atan2_poly, within 2 ulp of pi of std::atan2); double uses std::atan2.
 template <class T>
 inline T atan2_vec(T y, T x) {
-  if constexpr (!std::is_same_v<T, float>) {
-    return std::atan2(y, x);
-  } else {
-    float ax = std::fabs(x), ay = std::fabs(y);
-    float hi = std::max(ax, ay), lo = std::min(ax, ay);
-    float a = hi > 0.0f ? lo / hi : 0.0f;
-    bool fold = a > 0.41421356237f;  // tan(pi/8)
-    float z = fold ? (a - 1.0f) / (a + 1.0f) : a;
-    float z2 = z * z;
-    float r = (((8.05374449538e-2f * z2 - 1.38776856032e-1f) * z2 + 1.99777106478e-1f) * z2 - 3.33329491539e-1f) * z2 * z + z;
-    r = fold ? r + 0.78539816340f : r;
-    r = ay > ax ? 1.57079632679f - r : r;
-    r = std::signbit(x) ? 3.14159265359f - r : r;
-    return std::copysign(r, y);
-  }
+  if constexpr (std::is_same_v<T, float>) return atan2_poly(y, x);
+  else return std::atan2(y, x);
 }
 
 // theta_t = arg z_t = atan2(im, re) in [-pi, pi]: [..., D] -> [..., D/2]. Gradient 0 at z = 0.

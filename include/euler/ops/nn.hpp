@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 
+#include "euler/core/host_device.hpp"
 #include "euler/core/random.hpp"
 #include "euler/ops/elementwise.hpp"
 
@@ -307,16 +308,7 @@ struct DropoutMask {
     threshold = uint32_t(std::ceil(p * 0x1.0p24));
     offset = uint32_t(element_offset);
   }
-  static constexpr uint32_t lowbias32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7FEB352Du;
-    x ^= x >> 15;
-    x *= 0x846CA68Bu;
-    return x ^ (x >> 16);
-  }
-  [[gnu::always_inline]] bool keep(int64_t i) const {
-    return (lowbias32(lowbias32((uint32_t(i) + offset) ^ key0) + key1) >> 8) >= threshold;
-  }
+  [[gnu::always_inline]] bool keep(int64_t i) const { return dropout_kept(key0, key1, threshold, uint32_t(i) + offset); }
 };
 
 // The mask of a dropout over `count` elements whose leading dimension is the batch, drawn from rng: the

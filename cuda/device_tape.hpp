@@ -1,8 +1,8 @@
-// src/cuda/device_tape.hpp: device memory and the reverse-mode tape of the GPU path.
+// cuda/device_tape.hpp: device memory and the reverse-mode tape of the GPU path.
 //
 // The same design as the CPU tape (include/euler/core/tape.hpp): an append-only list of nodes in
 // creation order, each with an op name, its value, a gradient allocated on first use and a backward
-// closure recorded by the op that made the node (forward and backward in one function, src/cuda/
+// closure recorded by the op that made the node (forward and backward in one function, cuda/
 // device_ops.hpp); backward seeds d(loss) = 1 and runs one reverse loop. The difference is where the
 // numbers live: values and gradients are device memory from a DevicePool, and closures launch kernels.
 //
@@ -10,8 +10,8 @@
 //   allocate / release / upload / download / copy / zero   memory, on the device or across
 //   each(n, f)                                             f(i) for i in [0, n), in parallel (a kernel)
 //   gemm(GemmCall)                                         cuBLAS's sgemmStridedBatched, column-major
-// CudaDevice (src/cuda/euler_cuda.cu) implements them with the CUDA runtime and cuBLAS; HostDevice
-// (src/cuda/host_device.hpp) with plain loops, so the whole GPU path, cuBLAS argument mapping included,
+// CudaDevice (cuda/euler_cuda.cu) implements them with the CUDA runtime and cuBLAS; HostDevice
+// (cuda/host_device.hpp) with plain loops, so the whole GPU path, cuBLAS argument mapping included,
 // runs and is tested on a CPU. Kernels are functor structs whose operator() is EULER_HD.
 //
 // Letters: B batch, N list length, D hidden, H heads, K items; shapes in comments as in the CPU code.

@@ -1,6 +1,6 @@
-// src/cuda/euler_cuda.cu: the CUDA backend's one translation unit (the library euler::cuda).
+// cuda/euler_cuda.cu: the CUDA backend's one translation unit (the library euler::cuda).
 //
-// CudaDevice implements the Device primitives of src/cuda/device_tape.hpp with the CUDA runtime and
+// CudaDevice implements the Device primitives of cuda/device_tape.hpp with the CUDA runtime and
 // cuBLAS: cudaMalloc'd memory, each(n, f) as a grid-stride kernel over a functor, gemm as
 // cublasSgemm(StridedBatched) in full fp32 (no TF32). Everything above it, the device tape, every op and
 // its backward (device_ops.hpp, device_phase_ops.hpp), the model and Adam (device_model.hpp), is the
@@ -10,7 +10,7 @@
 // All work goes to the default stream, in order; the only host synchronisations are the copies back to
 // the host (the step's three losses, Adam's gradient-norm block sums, scores, state).
 //
-//     nvcc -std=c++20 -arch=sm_90 -Iinclude -c src/cuda/euler_cuda.cu      (CMake does this: EULER_CUDA)
+//     nvcc -std=c++20 -arch=sm_90 -Iinclude -c cuda/euler_cuda.cu      (CMake does this: EULER_CUDA)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 

@@ -1,4 +1,4 @@
-// src/cuda/device_ops.hpp: the ops of the GPU path (all but the complex ones, see device_phase_ops.hpp).
+// cuda/device_ops.hpp: the ops of the GPU path (all but the complex ones, see device_phase_ops.hpp).
 //
 // One function per op, as on the CPU: shape checks, the forward as kernels (functor structs whose
 // operator() calls include/euler/cuda/device_math.hpp), then tape.record with the backward closure right
@@ -18,6 +18,7 @@
 #include <string>
 
 #include "device_tape.hpp"
+#include "euler/model/forward.hpp"
 
 namespace euler::gpu {
 
@@ -493,14 +494,14 @@ DVar<Device> cross_entropy(DVar<Device> logits /*[M, K]*/, DeviceView<const int3
 
 // ---- attention masks -------------------------------------------------------------------------------
 
-struct AttentionMaskKernel {  // mask[b, 0, t, s] = 0 if key s is visible to query t, else -10000
+struct AttentionMaskKernel {  // mask[b, 0, t, s] = 0 if key s is visible to query t (key_visible), else -10000
   float* mask;
   const int32_t* ids;
   int64_t N;
   bool causal;
   EULER_HD void operator()(int64_t i) const {
     int64_t s = i % N, t = (i / N) % N, b = i / (N * N);
-    mask[i] = (ids[b * N + s] != 0 && (!causal || s <= t)) ? 0.0f : -10000.0f;
+    mask[i] = key_visible(ids + b * N, s, t, causal) ? 0.0f : kHiddenKeyLogit;
   }
 };
 struct MaskRowsKernel {  // picked[b, 0, 0, s] = mask[b, 0, rows[b], s]

@@ -1,4 +1,4 @@
-// src/cuda/device_phase_ops.hpp: the complex ops of the GPU path and the phase contrastive loss.
+// cuda/device_phase_ops.hpp: the complex ops of the GPU path and the phase contrastive loss.
 //
 // rotate_by_phase (input rotary table, RoPE), euler_phase and with_phase (the fused Euler transform),
 // position_angles (learnable frequencies) and phase_contrastive_loss, each mirroring the CPU op of the same
@@ -227,7 +227,7 @@ struct MaskPaddingKeysKernel {  // Z[b, t, s] += -10000 where ids[b, s] == 0
   int64_t N;
   EULER_HD void operator()(int64_t i) const {
     int64_t s = i % N, b = i / (N * N);
-    if (ids[b * N + s] == 0) z[i] += -10000.0f;
+    if (!key_visible(ids + b * N, s, 0, /*causal=*/false)) z[i] += kHiddenKeyLogit;
   }
 };
 struct ContrastiveRowKernel {  // row r = (b, t): Z row -> softmax in place; term = lse - S[t, t] / tep (0 if left out)

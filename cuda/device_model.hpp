@@ -1,9 +1,10 @@
-// src/cuda/device_model.hpp: EulerFormer (SASRec backbone) and Adam on a Device, op for op as the CPU.
+// cuda/device_model.hpp: EulerFormer (SASRec backbone) and Adam on a Device, op for op as the CPU.
 //
 // GpuModel<Device> keeps the flat parameter, gradient and Adam-moment buffers in device memory for its
-// whole life and runs the training loss of include/euler/model/model.hpp on the device tape: the same ops
-// in the same order (so the dropout calls take the same blocks of the Rng and draw the same masks), the
-// same pruned last layer for objective `last`, the same phase contrastive terms. Adam is one kernel over
+// whole life and runs the training loss of include/euler/model/model.hpp on the device tape. The
+// transformer is the CPU's own (model/forward.hpp, with Step below as its backend): the same ops in the
+// same order (so the dropout calls take the same blocks of the Rng and draw the same masks), the same
+// pruned last layer for objective `last`, the same phase contrastive terms. Adam is one kernel over
 // the flat buffers after the gradient norm, whose block sums follow the CPU's order bit for bit.
 // The .cu instantiates it with CudaDevice (the euler::cuda::Model of cuda.hpp); tests instantiate it with
 // HostDevice and compare it with the CPU model on the CPU.
@@ -22,6 +23,7 @@
 
 #include "device_phase_ops.hpp"
 #include "euler/cuda/cuda.hpp"
+#include "euler/model/forward.hpp"
 
 namespace euler::gpu {
 
@@ -58,6 +60,7 @@ class GpuModel {
 
   GpuModel(Device& device, const Spec& spec) : device_(device), spec_(spec), tape_(device) {
     spec_.validate();
+    settings_ = forward_settings(spec_);
     const size_t bytes = sizeof(float) * size_t(spec_.parameter_count > 0 ? spec_.parameter_count : 1);
     for (DeviceBuffer<Device>* b : {&values_, &grads_, &moment1_, &moment2_}) {
       *b = DeviceBuffer<Device>(device, bytes);
@@ -112,7 +115,7 @@ class GpuModel {
     }
     tape_.reset();
     device_.zero(grads_.template as<float>(), sizeof(float) * size_t(spec_.parameter_count));
-    Step s{dropout_on, rng, tape_.upload(Shape{B, N}, ids), ids};
+    Step s{*this, dropout_on, rng, tape_.upload(Shape{B, N}, ids), ids};
     Var contrastive = tape_.scalar(0.0f, "zero");
     const bool want_contrastive = spec_.wants_contrastive();
     Var* con = want_contrastive ? &contrastive : nullptr;
@@ -161,21 +164,13 @@ class GpuModel {
     tape_.reset();
     DeviceNoGrad<Device> no_grad(tape_);
     RngState unused;
-    Step s{false, unused, tape_.upload(Shape{B, N}, ids), ids};
+    Step s{*this, false, unused, tape_.upload(Shape{B, N}, ids), ids};
     std::vector<int32_t> rows = last_positions(ids, B, N);
     Var logits = item_logits(encode(s, nullptr, tape_.upload(Shape{B}, rows.data())));
     device_.download(scores, logits.value().data, sizeof(float) * size_t(B) * size_t(spec_.n_items));
   }
 
  private:
-  struct Step {
-    bool dropout_on;
-    RngState& rng;
-    DeviceView<const int32_t> ids;  // [B, N] on the device
-    const int32_t* host_ids;        // the same on the host
-    Var dropout(Var x, double p) const { return dropout_on && p > 0 ? gpu::dropout(x, float(p), rng) : x; }
-  };
-
   void check_count(int64_t count, const char* what) const {
     if (count != spec_.parameter_count)
       throw std::invalid_argument(std::string("cuda ") + what + ": " + std::to_string(count) + " floats for a model of " +
@@ -223,115 +218,105 @@ class GpuModel {
   Var param(int64_t offset, const Shape& shape, const char* name) {
     return tape_.param(DeviceView<float>{shape, values_.template as<float>() + offset}, grads_.template as<float>() + offset, name);
   }
-  Var linear_of(const Spec::Linear& l, Var x, int64_t in, int64_t out) {
-    return linear(x, param(l.weight, Shape{out, in}, "linear.weight"), param(l.bias, Shape{out}, "linear.bias"));
-  }
-  Var norm_of(const Spec::Norm& n, Var x) {
-    const int64_t D = spec_.hidden_size;
-    return layer_norm(x, param(n.weight, Shape{D}, "LayerNorm.weight"), param(n.bias, Shape{D}, "LayerNorm.bias"),
-                      float(spec_.layer_norm_eps));
-  }
-  Shape phase_param_shape() const { return spec_.delta_vector ? Shape{spec_.hidden_size / 2} : Shape{}; }
 
-  // ---- the forward, as EulerFormer::encode / attend / rotate / FeedForward ------------------------
+  // What model/forward.hpp reads of the spec.
+  static ForwardSettings forward_settings(const Spec& c) {
+    ForwardSettings s;
+    s.layers = c.n_layers, s.heads = c.n_heads, s.hidden = c.hidden_size, s.inner = c.inner_size;
+    s.hidden_dropout = c.hidden_dropout, s.attn_dropout = c.attn_dropout;
+    s.position_table = c.position_embedding >= 0;
+    s.sinusoid = c.pos == cuda::Position::sinusoidal;
+    s.rotary_table = c.rotary_embedding >= 0;
+    s.rope = c.pos == cuda::Position::rope;
+    s.euler_rotation = c.uses_euler() && c.differential_rotation;
+    return s;
+  }
 
-  // ids [B, N] -> hidden [B, N, D]; with `rows` ([B]) the last layer works on that one row per list
-  // and the result is [B, D]. Adds the layers' contrastive terms to *contrastive when given.
+  // The device tape as the backend of model/forward.hpp for one step: this model's parameters (slices of
+  // the flat device buffers), the step's ids and its dropout stream. No fused layer and no trace here.
+  struct Step {
+    using Var = DVar<Device>;
+    using Ids = DeviceView<const int32_t>;
+    using Rows = DeviceView<const int32_t>;
+    using Mask = DeviceView<const float>;
+    using Layer = Spec::Layer;
+    GpuModel& m;
+    bool dropout_on;
+    RngState& rng;
+    Ids ids;                  // [B, N] on the device
+    const int32_t* host_ids;  // the same on the host
+
+    const ForwardSettings& settings() const { return m.settings_; }
+    const Layer& layer(int l) const { return m.spec_.layers[size_t(l)]; }
+    int64_t D() const { return m.spec_.hidden_size; }
+    Var item_embedding(Ids list) const { return embedding(m.item_table(), list); }
+    Var position_rows(int64_t N) const {
+      return first_rows(m.param(m.spec_.position_embedding, Shape{m.spec_.max_len, D()}, "position_embedding.weight"), N);
+    }
+    Var sinusoid_rows(int64_t N) const {
+      return m.tape_.constant(DeviceView<float>{Shape{N, D()}, m.sinusoid_.template as<float>()}, "sinusoid");
+    }
+    Var rotary_rows(int64_t N) const {
+      return first_rows(m.param(m.spec_.rotary_embedding, Shape{m.spec_.max_len, D() / 2}, "rotary_embedding.weight"), N);
+    }
+    Var input_norm(Var x) const { return norm(m.spec_.input_norm, x); }
+    Var linear(const Spec::Linear& l, Var x, int64_t out) const {
+      const int64_t in = x.size(-1);
+      return gpu::linear(x, m.param(l.weight, Shape{out, in}, "linear.weight"), m.param(l.bias, Shape{out}, "linear.bias"));
+    }
+    Var norm(const Spec::Norm& n, Var x) const {
+      return layer_norm(x, m.param(n.weight, Shape{D()}, "LayerNorm.weight"), m.param(n.bias, Shape{D()}, "LayerNorm.bias"),
+                        float(m.spec_.layer_norm_eps));
+    }
+    Var activation(Var x) const { return gpu::activation(x, m.spec_.gelu); }
+    Var dropout(Var x, double p) const { return dropout_on && p > 0 ? gpu::dropout(x, float(p), rng) : x; }
+    Var phase_param(int64_t offset, const char* name) const {
+      return m.param(offset, m.spec_.delta_vector ? Shape{D() / 2} : Shape{}, name);
+    }
+    Var param_w(int64_t offset) const { return m.param(offset, Shape{D() / 2}, "w"); }
+    // The positional angle [N, D/2]: alpha, or j g_t with the layer's learnable frequencies g.
+    Var angles(const Layer& a, int64_t N) const {
+      if (a.freq >= 0) return position_angles(m.param(a.freq, Shape{D() / 2}, "euler.freq"), N);
+      return m.tape_.constant(DeviceView<float>{Shape{N, D() / 2}, m.alpha_.template as<float>()}, "alpha");
+    }
+    Var scaled_scores(Var qh, Var kh, double scale) const { return matmul(qh, kh, false, true, float(scale)); }
+    Var phase_contrastive(Var phase, Var w, Ids list) const {
+      const int64_t count = contrastive_count(list.shape[0], list.shape[1]);
+      return phase_contrastive_loss(phase, w, list, count, m.spec_.tep, m.spec_.lamb, m.spec_.contrastive_masked, dropout_on, rng);
+    }
+    Mask attention_mask(Ids list) const { return gpu::attention_mask(m.tape_, list, /*causal=*/true); }
+    Mask mask_rows(Mask mask, Rows rows) const { return gpu::mask_rows(m.tape_, mask, rows); }
+    bool fused_layer(int, Var&, Ids, Var*, Rows) const { return false; }
+    void trace_phases(Var, Var) const {}
+    void trace_attention(Var, Var) const {}
+
+    // Queries the contrastive mean counts: all B N (the authors' mode) or the non-padding ones (masked).
+    int64_t contrastive_count(int64_t B, int64_t N) const {
+      if (!m.spec_.contrastive_masked) return B * N;
+      int64_t count = 0;
+      for (int64_t i = 0; i < B * N; ++i) count += host_ids[i] != 0;
+      return count;
+    }
+  };
+
+  // ids [B, N] -> hidden [B, N, D] (model/forward.hpp); with `rows` ([B]) the last layer works on that
+  // one row per list and the result is [B, D]. Adds the layers' contrastive terms to *contrastive when given.
   Var encode(Step& s, Var* contrastive, DeviceView<const int32_t> rows) {
-    const int64_t B = s.ids.shape[0], N = s.ids.shape[1], D = spec_.hidden_size, h = D / 2;
-    Var x = embedding(param(spec_.item_embedding, Shape{spec_.n_items, D}, "item_embedding.weight"), s.ids);  // [B, N, D]
-    if (spec_.position_embedding >= 0)
-      x = add(x, first_rows(param(spec_.position_embedding, Shape{spec_.max_len, D}, "position_embedding.weight"), N));
-    if (spec_.pos == cuda::Position::sinusoidal)
-      x = add(x, tape_.constant(DeviceView<float>{Shape{N, D}, sinusoid_.template as<float>()}, "sinusoid"));
-    if (spec_.rotary_embedding >= 0)
-      x = rotate_by_phase(x, first_rows(param(spec_.rotary_embedding, Shape{spec_.max_len, h}, "rotary_embedding.weight"), N));
-    x = s.dropout(norm_of(spec_.input_norm, x), spec_.hidden_dropout);
-
-    DeviceView<const float> mask = attention_mask(tape_, s.ids, /*causal=*/true);  // [B, 1, N, N]
-    const bool prune = rows.data != nullptr;
-    for (size_t l = 0; l < spec_.layers.size(); ++l) {
-      bool last = l + 1 == spec_.layers.size();
-      x = attend(s, spec_.layers[l], x, mask, contrastive, prune && last ? rows : DeviceView<const int32_t>{});
-      x = feed_forward(s, spec_.layers[l], x);
-    }
-    return prune ? reshape(x, Shape{B, D}) : x;
+    Var x = forward::encode(s, s.ids, contrastive, rows);
+    return rows.data ? reshape(x, Shape{s.ids.shape[0], spec_.hidden_size}) : x;
   }
 
-  // q or k [B, N, D] turned by the positional scheme; EulerFormer also returns the phases theta~.
-  Var rotate(const Spec::Layer& a, Var x, bool is_query, int64_t N, Var* phase) {
-    const int64_t h = spec_.hidden_size / 2;
-    Var angle = a.freq >= 0 ? position_angles(param(a.freq, Shape{h}, "euler.freq"), N)
-                            : tape_.constant(DeviceView<float>{Shape{N, h}, alpha_.template as<float>()}, "alpha");
-    if (spec_.pos == cuda::Position::rope) return rotate_by_phase(x, angle);
-    Var delta = a.delta >= 0 ? param(a.delta, phase_param_shape(), "euler.delta") : Var{};
-    Var bias = is_query && a.bias >= 0 ? param(a.bias, phase_param_shape(), "euler.b") : Var{};
-    Var rotated_phase = euler_phase(x, delta, bias, angle);
-    *phase = rotated_phase;
-    return with_phase(x, rotated_phase);
-  }
-
-  // One post-LN attention block: LN(x + dropout(dense(softmax(q k^T / sqrt(d_h) + mask) v))).
-  Var attend(Step& s, const Spec::Layer& a, Var x /*[B, N, D]*/, DeviceView<const float> mask, Var* contrastive,
-             DeviceView<const int32_t> rows) {
-    const int64_t B = x.size(0), N = x.size(1), D = x.size(2), H = spec_.n_heads;
-    Var q = linear_of(a.query, x, D, D), k = linear_of(a.key, x, D, D), v = linear_of(a.value, x, D, D);
-    const bool euler_rotation = spec_.uses_euler() && spec_.differential_rotation;
-    Var query_phase, key_phase;
-    if (spec_.pos == cuda::Position::rope || euler_rotation) {
-      q = rotate(a, q, true, N, &query_phase);
-      k = rotate(a, k, false, N, &key_phase);
-    }
-    if (euler_rotation && contrastive && a.w >= 0) {
-      // As model.hpp: the query term draws its view before the key term (the whole-step test against
-      // the CPU model checks it).
-      Var w = param(a.w, Shape{D / 2}, "w");
-      const int64_t count = contrastive_count(s, B, N);
-      const double tep = spec_.tep, lamb = spec_.lamb;
-      const bool masked = spec_.contrastive_masked;
-      Var query_term = phase_contrastive_loss(query_phase, w, s.ids, count, tep, lamb, masked, s.dropout_on, s.rng);
-      Var key_term = phase_contrastive_loss(key_phase, w, s.ids, count, tep, lamb, masked, s.dropout_on, s.rng);
-      *contrastive = add(add(*contrastive, query_term), key_term);
-    }
-    if (rows.data) {  // one query per list: its row of q, of x and of the mask
-      q = reshape(gather_rows(q, rows), Shape{B, 1, D});
-      x = reshape(gather_rows(x, rows), Shape{B, 1, D});
-      mask = mask_rows(tape_, mask, rows);
-    }
-    Var qh = split_heads(q, int(H)), kh = split_heads(k, int(H)), vh = split_heads(v, int(H));
-    Var logits = matmul(qh, kh, false, true, float(1 / std::sqrt(double(D / H))));  // [B, H, Nq, N]
-    Var attention = s.dropout(softmax(logits, mask), spec_.attn_dropout);
-    Var context = merge_heads(matmul(attention, vh));  // [B, Nq, D]
-    Var out = s.dropout(linear_of(a.dense, context, D, D), spec_.hidden_dropout);
-    return norm_of(a.attention_norm, add(out, x));
-  }
-
-  // The post-LN feed-forward block: LN(x + dropout(dense_2(act(dense_1(x))))).
-  Var feed_forward(Step& s, const Spec::Layer& a, Var x) {
-    const int64_t D = spec_.hidden_size, I = spec_.inner_size;
-    Var hidden = activation(linear_of(a.dense_1, x, D, I), spec_.gelu);
-    hidden = s.dropout(linear_of(a.dense_2, hidden, I, D), spec_.hidden_dropout);
-    return norm_of(a.feed_forward_norm, add(hidden, x));
-  }
-
-  // Queries the contrastive mean counts: all B N (the authors' mode) or the non-padding ones (masked).
-  int64_t contrastive_count(const Step& s, int64_t B, int64_t N) const {
-    if (!spec_.contrastive_masked) return B * N;
-    int64_t count = 0;
-    for (int64_t i = 0; i < B * N; ++i) count += s.host_ids[i] != 0;
-    return count;
-  }
+  Var item_table() { return param(spec_.item_embedding, Shape{spec_.n_items, spec_.hidden_size}, "item_embedding.weight"); }
 
   // Scores against the item table: [M, D] -> [M, K].
-  Var item_logits(Var hidden) {
-    return matmul(hidden, param(spec_.item_embedding, Shape{spec_.n_items, spec_.hidden_size}, "item_embedding.weight"), false, true);
-  }
+  Var item_logits(Var hidden) { return matmul(hidden, item_table(), false, true); }
 
   Device& device_;
   Spec spec_;
   DeviceTape<Device> tape_;
   DeviceBuffer<Device> values_, grads_, moment1_, moment2_;  // [P] each
   DeviceBuffer<Device> alpha_, sinusoid_;                    // [max_len, h], [max_len, D]
+  ForwardSettings settings_;
   int64_t adam_steps_ = 0;
 };
 

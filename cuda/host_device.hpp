@@ -1,6 +1,6 @@
-// src/cuda/host_device.hpp: the GPU path's Device primitives on the CPU, for testing without a GPU.
+// cuda/host_device.hpp: the GPU path's Device primitives on the CPU, for testing without a GPU.
 //
-// HostDevice implements what CudaDevice (src/cuda/euler_cuda.cu) implements with the CUDA runtime and
+// HostDevice implements what CudaDevice (cuda/euler_cuda.cu) implements with the CUDA runtime and
 // cuBLAS, with plain loops: memory is malloc'd, each(n, f) calls f(0) ... f(n - 1), and gemm follows
 // cublasSgemmStridedBatched's column-major definition literally (op, leading dimensions, strides, and
 // beta == 0 not reading C). The tape, the ops and the model of the GPU path then run unchanged on the

@@ -1,4 +1,4 @@
-// src/cuda/op_runner.hpp: run one op of the GPU path on host inputs, forward and backward (for the tests).
+// cuda/op_runner.hpp: run one op of the GPU path on host inputs, forward and backward (for the tests).
 //
 // run_op(device, case) puts the case's float inputs on a fresh device tape (each wanting a gradient,
 // except softmax's mask), runs the named op, seeds d(output) with case.seed, runs the backward and hands
