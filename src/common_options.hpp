@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <string_view>
 #include <type_traits>
 #include <iostream>
 #include <thread>
@@ -18,21 +19,41 @@
 
 namespace euler::cli {
 
+// A default as cxxopts shows it in --help and parses it: the library's own default, never restated.
+inline std::string default_text(int value) { return std::to_string(value); }
+inline std::string default_text(int64_t value) { return std::to_string(value); }
+inline std::string default_text(uint64_t value) { return std::to_string(value); }
+inline std::string default_text(std::string_view value) { return std::string(value); }
+inline std::string default_text(double value) {  // the shortest text that reads back as the same double
+  char text[32];
+  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
+}
+template <class E>
+  requires std::is_enum_v<E>
+std::string default_text(E value) { return to_string(value); }
+
+// The data options; their defaults are DatasetOptions::paper()'s (rating >= 3, 10-core) and ColumnNames'.
 inline void add_data_options(cxxopts::Options& options) {
+  const DatasetOptions paper = DatasetOptions::paper();
+  const ColumnNames columns;
   options.add_options("data")
       ("data", "interaction file: ratings.dat, u.data, 'user item' lines, 'user item item ...' lines, .inter or .csv",
        cxxopts::value<std::string>())
-      ("format", "auto|ml-1m|ml-100k|pairs|sequences|inter|csv", cxxopts::value<std::string>()->default_value("auto"))
+      ("format", "auto|ml-1m|ml-100k|pairs|sequences|inter|csv",
+       cxxopts::value<std::string>()->default_value(default_text(format_name(paper.format))))
       ("dedup", "drop repeated rows before the filters: none, exact (same user, item and timestamp) or consecutive "
-                "(also an item repeating the user's previous one)", cxxopts::value<std::string>()->default_value("exact"))
+                "(also an item repeating the user's previous one)",
+       cxxopts::value<std::string>()->default_value(default_text(dedup_names[size_t(paper.dedup)])))
       ("min-rating", "keep interactions rated >= this (files with ratings only; negative: keep all)",
-       cxxopts::value<double>()->default_value("3"))
-      ("min-user", "k-core: keep users with at least this many interactions", cxxopts::value<int64_t>()->default_value("10"))
-      ("min-item", "k-core: keep items with at least this many interactions", cxxopts::value<int64_t>()->default_value("10"))
-      ("user-column", "csv/inter: user column", cxxopts::value<std::string>()->default_value("user_id"))
-      ("item-column", "csv/inter: item column", cxxopts::value<std::string>()->default_value("item_id"))
-      ("rating-column", "csv/inter: rating column", cxxopts::value<std::string>()->default_value("rating"))
-      ("time-column", "csv/inter: timestamp column", cxxopts::value<std::string>()->default_value("timestamp"));
+       cxxopts::value<double>()->default_value(default_text(paper.min_rating)))
+      ("min-user", "k-core: keep users with at least this many interactions",
+       cxxopts::value<int64_t>()->default_value(default_text(paper.min_user_interactions)))
+      ("min-item", "k-core: keep items with at least this many interactions",
+       cxxopts::value<int64_t>()->default_value(default_text(paper.min_item_interactions)))
+      ("user-column", "csv/inter: user column", cxxopts::value<std::string>()->default_value(columns.user))
+      ("item-column", "csv/inter: item column", cxxopts::value<std::string>()->default_value(columns.item))
+      ("rating-column", "csv/inter: rating column", cxxopts::value<std::string>()->default_value(columns.rating))
+      ("time-column", "csv/inter: timestamp column", cxxopts::value<std::string>()->default_value(columns.timestamp));
 }
 
 inline DatasetOptions data_options(const cxxopts::ParseResult& args) {
@@ -60,19 +81,8 @@ inline int at_least(const cxxopts::ParseResult& args, const char* name, int lowe
   return value;
 }
 
-// --threads: 1 to max_threads() (4 per hardware thread), or a usage error naming the limit.
 // --threads' default: every hardware thread of the machine (the same seed and thread count give the
 // same results; pass --threads to fix it across machines).
-// A default as cxxopts shows it in --help and parses it: the library's own default, never restated.
-inline std::string default_text(int value) { return std::to_string(value); }
-inline std::string default_text(uint64_t value) { return std::to_string(value); }
-inline std::string default_text(double value) {  // the shortest text that reads back as the same double
-  char text[32];
-  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
-}
-template <class E>
-  requires std::is_enum_v<E>
-std::string default_text(E value) { return to_string(value); }
 
 // The machine's hardware threads, shared among the processes mpirun starts on it.
 inline std::string default_threads() {

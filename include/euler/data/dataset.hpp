@@ -279,6 +279,53 @@ inline int64_t drop_duplicates(const InteractionLog& log, Dedup mode, std::vecto
   return removed;
 }
 
+// Iterative k-core on the kept rows: drops every row whose user or item has fewer kept interactions
+// than the options ask, again and again until a pass drops nothing.
+inline void k_core(const InteractionLog& log, const DatasetOptions& options, std::vector<uint8_t>& keep, FilterReport& filters) {
+  if (options.min_user_interactions <= 1 && options.min_item_interactions <= 1) return;
+  const auto& rows = log.rows;
+  std::vector<int64_t> user_count(log.user_tokens.size()), item_count(log.item_tokens.size());
+  while (true) {
+    std::fill(user_count.begin(), user_count.end(), 0);
+    std::fill(item_count.begin(), item_count.end(), 0);
+    for (size_t r = 0; r < rows.size(); ++r)
+      if (keep[r]) ++user_count[size_t(rows[r].user)], ++item_count[size_t(rows[r].item)];
+    int64_t removed = 0;
+    for (size_t r = 0; r < rows.size(); ++r)
+      if (keep[r] && (user_count[size_t(rows[r].user)] < options.min_user_interactions ||
+                      item_count[size_t(rows[r].item)] < options.min_item_interactions))
+        keep[r] = 0, ++removed;
+    if (removed == 0) return;
+    filters.removed_by_core += removed;
+    ++filters.core_rounds;
+  }
+}
+
+// Chronological order: the kept rows grouped by user in file order (a counting sort), then stably by
+// timestamp, as dense item ids into data.sequences (data.n_users is set).
+inline void fill_sequences(const InteractionLog& log, const std::vector<uint8_t>& keep, const std::vector<int32_t>& user_id,
+                           const std::vector<int32_t>& item_id, Dataset& data) {
+  const auto& rows = log.rows;
+  std::vector<int64_t> start(size_t(data.n_users) + 1, 0);
+  for (size_t r = 0; r < rows.size(); ++r)
+    if (keep[r]) ++start[size_t(user_id[size_t(rows[r].user)]) + 1];
+  for (size_t u = 0; u < size_t(data.n_users); ++u) start[u + 1] += start[u];
+  data.n_interactions = start.back();
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  std::vector<size_t> by_user(size_t(data.n_interactions));
+  for (size_t r = 0; r < rows.size(); ++r)
+    if (keep[r]) by_user[size_t(fill[size_t(user_id[size_t(rows[r].user)])]++)] = r;
+  data.sequences.resize(size_t(data.n_users));
+  for (size_t u = 0; u < size_t(data.n_users); ++u) {
+    auto first = by_user.begin() + start[u], last = by_user.begin() + start[u + 1];
+    if (log.has_timestamps)
+      std::stable_sort(first, last, [&](size_t a, size_t b) { return rows[a].timestamp < rows[b].timestamp; });
+    auto& sequence = data.sequences[u];
+    sequence.reserve(size_t(last - first));
+    for (auto it = first; it != last; ++it) sequence.push_back(item_id[size_t(rows[*it].item)]);
+  }
+}
+
 }  // namespace data_detail
 
 // Filters, orders and remaps a log as described at the top of this file. Throws DataError when no
@@ -304,24 +351,7 @@ inline Dataset build_dataset(const InteractionLog& log, const DatasetOptions& op
     for (size_t r = 0; r < n_rows; ++r)
       if (keep[r] && !(rows[r].rating >= options.min_rating)) keep[r] = 0, ++data.filters.removed_by_rating;
 
-  // iterative k-core
-  if (options.min_user_interactions > 1 || options.min_item_interactions > 1) {
-    std::vector<int64_t> user_count(log.user_tokens.size()), item_count(log.item_tokens.size());
-    while (true) {
-      std::fill(user_count.begin(), user_count.end(), 0);
-      std::fill(item_count.begin(), item_count.end(), 0);
-      for (size_t r = 0; r < n_rows; ++r)
-        if (keep[r]) ++user_count[size_t(rows[r].user)], ++item_count[size_t(rows[r].item)];
-      int64_t removed = 0;
-      for (size_t r = 0; r < n_rows; ++r)
-        if (keep[r] && (user_count[size_t(rows[r].user)] < options.min_user_interactions ||
-                        item_count[size_t(rows[r].item)] < options.min_item_interactions))
-          keep[r] = 0, ++removed;
-      if (removed == 0) break;
-      data.filters.removed_by_core += removed;
-      ++data.filters.core_rounds;
-    }
-  }
+  data_detail::k_core(log, options, keep, data.filters);
 
   // dense ids for the surviving tokens
   std::vector<uint8_t> user_used(log.user_tokens.size()), item_used(log.item_tokens.size());
@@ -350,25 +380,7 @@ inline Dataset build_dataset(const InteractionLog& log, const DatasetOptions& op
     data.item_by_token.emplace(data.item_tokens.back(), int32_t(k + 1));
   }
 
-  // chronological order: rows grouped by user in file order (a counting sort), then stably by timestamp
-  std::vector<int64_t> start(size_t(data.n_users) + 1, 0);
-  for (size_t r = 0; r < n_rows; ++r)
-    if (keep[r]) ++start[size_t(user_id[size_t(rows[r].user)]) + 1];
-  for (size_t u = 0; u < size_t(data.n_users); ++u) start[u + 1] += start[u];
-  data.n_interactions = start.back();
-  std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  std::vector<size_t> by_user(size_t(data.n_interactions));
-  for (size_t r = 0; r < n_rows; ++r)
-    if (keep[r]) by_user[size_t(fill[size_t(user_id[size_t(rows[r].user)])]++)] = r;
-  data.sequences.resize(size_t(data.n_users));
-  for (size_t u = 0; u < size_t(data.n_users); ++u) {
-    auto first = by_user.begin() + start[u], last = by_user.begin() + start[u + 1];
-    if (log.has_timestamps)
-      std::stable_sort(first, last, [&](size_t a, size_t b) { return rows[a].timestamp < rows[b].timestamp; });
-    auto& sequence = data.sequences[u];
-    sequence.reserve(size_t(last - first));
-    for (auto it = first; it != last; ++it) sequence.push_back(item_id[size_t(rows[*it].item)]);
-  }
+  data_detail::fill_sequences(log, keep, user_id, item_id, data);
   return data;
 }
 

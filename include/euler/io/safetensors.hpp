@@ -97,92 +97,13 @@ class File {
     File f;
     f.name_ = name;
     f.bytes_ = std::move(bytes);
-    auto fail = [&](const std::string& what) -> void { throw FormatError(name + ": " + what); };
-    if (f.bytes_.size() < 8) fail("file too short for a safetensors header (" + std::to_string(f.bytes_.size()) + " bytes)");
-    uint64_t header_size = 0;
-    std::memcpy(&header_size, f.bytes_.data(), 8);
-    if (header_size > kMaxHeaderBytes) fail("header length " + std::to_string(header_size) + " is implausibly large");
-    if (header_size > f.bytes_.size() - 8)
-      fail("header length " + std::to_string(header_size) + " runs past the end of the file (" +
-           std::to_string(f.bytes_.size()) + " bytes)");
-    f.data_offset_ = 8 + header_size;
-    uint64_t data_size = f.bytes_.size() - f.data_offset_;
-    nlohmann::json header;
-    size_t values = 0;
-    auto bounded = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
-      using Event = nlohmann::json::parse_event_t;
-      if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxHeaderDepth)
-        fail("header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels (a safetensors header nests 3)");
-      if ((event == Event::value || event == Event::key) && ++values > kMaxHeaderValues)
-        fail("header holds more than " + std::to_string(kMaxHeaderValues) + " JSON values (about 12 per tensor)");
-      return true;
-    };
-    try {
-      header = nlohmann::json::parse(f.bytes_.begin() + 8, f.bytes_.begin() + std::ptrdiff_t(f.data_offset_), bounded);
-    } catch (const nlohmann::json::exception& e) {
-      fail(std::string("header is not valid JSON: ") + e.what());
-    }
-    if (!header.is_object()) fail("header is not a JSON object");
+    const nlohmann::json header = f.read_header();
+    if (!header.is_object()) f.fail("header is not a JSON object");
     for (auto& [key, value] : header.items()) {
-      if (key == "__metadata__") {
-        if (!value.is_object()) fail("__metadata__ is not an object of strings");
-        for (auto& [mk, mv] : value.items()) {
-          if (!mv.is_string()) fail("__metadata__ value for '" + mk + "' is not a string");
-          f.metadata_[mk] = mv.get<std::string>();
-        }
-        continue;
-      }
-      std::string where = "tensor '" + key + "': ";
-      if (!value.is_object()) fail(where + "entry is not an object");
-      for (const char* field : {"dtype", "shape", "data_offsets"})
-        if (!value.contains(field)) fail(where + "missing '" + field + "'");
-      TensorInfo info;
-      info.name = key;
-      if (!value["dtype"].is_string()) fail(where + "dtype is not a string");
-      std::string dtype = value["dtype"].get<std::string>();
-      if (dtype == "F32") info.dtype = DType::F32;
-      else if (dtype == "F64") info.dtype = DType::F64;
-      else if (dtype == "I32") info.dtype = DType::I32;
-      else if (dtype == "I64") info.dtype = DType::I64;
-      else fail(where + "unsupported dtype '" + dtype + "' (euler reads F32, F64, I32, I64)");
-      const auto& shape = value["shape"];
-      if (!shape.is_array()) fail(where + "shape is not an array");
-      if (shape.size() > 8) fail(where + "rank " + std::to_string(shape.size()) + " is too large");
-      int64_t numel = 1;
-      for (const auto& e : shape) {
-        if (!e.is_number_unsigned()) fail(where + "shape entry " + e.dump() + " is not a non-negative integer");
-        uint64_t extent = e.get<uint64_t>();
-        if (extent > (uint64_t(1) << 40) || (numel > 0 && extent > uint64_t(INT64_MAX / 8) / uint64_t(numel)))
-          fail(where + "shape " + shape.dump() + " is too large");
-        numel *= int64_t(extent);
-        info.shape.push_back(int64_t(extent));
-      }
-      const auto& offsets = value["data_offsets"];
-      if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
-        fail(where + "data_offsets must be [begin, end] with non-negative integers");
-      info.begin = offsets[0].get<uint64_t>();
-      info.end = offsets[1].get<uint64_t>();
-      if (info.begin > info.end) fail(where + "data_offsets begin > end");
-      if (info.end > data_size)
-        fail(where + "data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
-             "] run past the data (" + std::to_string(data_size) + " bytes)");
-      if (info.end - info.begin != uint64_t(numel) * dtype_size(info.dtype))
-        fail(where + "shape " + info.shape_str() + " of " + dtype + " needs " + std::to_string(uint64_t(numel) * dtype_size(info.dtype)) +
-             " bytes but data_offsets cover " + std::to_string(info.end - info.begin));
-      f.tensors_.push_back(std::move(info));
+      if (key == "__metadata__") f.read_metadata(value);
+      else f.tensors_.push_back(f.tensor_entry(key, value));
     }
-    // The byte ranges must tile the data section: sorted, no overlap, no hole.
-    std::vector<const TensorInfo*> by_offset;
-    for (const auto& t : f.tensors_) by_offset.push_back(&t);
-    std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
-    uint64_t expected = 0;
-    for (const TensorInfo* t : by_offset) {
-      if (t->begin < expected) fail("tensor '" + t->name + "' overlaps the tensor before it in the data");
-      if (t->begin > expected) fail("hole in the data before tensor '" + t->name + "'");
-      expected = t->end;
-    }
-    if (expected != data_size)
-      fail("data section has " + std::to_string(data_size - expected) + " trailing bytes no tensor covers");
+    f.check_tiling();
     return f;
   }
 
@@ -249,6 +170,100 @@ class File {
   }
 
  private:
+  [[noreturn]] void fail(const std::string& what) const { throw FormatError(name_ + ": " + what); }
+  uint64_t data_size() const { return bytes_.size() - data_offset_; }
+
+  // The 8-byte length and the JSON header after it, parsed within kMaxHeaderDepth and kMaxHeaderValues;
+  // sets data_offset_.
+  nlohmann::json read_header() {
+    if (bytes_.size() < 8) fail("file too short for a safetensors header (" + std::to_string(bytes_.size()) + " bytes)");
+    uint64_t header_size = 0;
+    std::memcpy(&header_size, bytes_.data(), 8);
+    if (header_size > kMaxHeaderBytes) fail("header length " + std::to_string(header_size) + " is implausibly large");
+    if (header_size > bytes_.size() - 8)
+      fail("header length " + std::to_string(header_size) + " runs past the end of the file (" + std::to_string(bytes_.size()) +
+           " bytes)");
+    data_offset_ = 8 + header_size;
+    size_t values = 0;
+    auto bounded = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+      using Event = nlohmann::json::parse_event_t;
+      if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxHeaderDepth)
+        fail("header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels (a safetensors header nests 3)");
+      if ((event == Event::value || event == Event::key) && ++values > kMaxHeaderValues)
+        fail("header holds more than " + std::to_string(kMaxHeaderValues) + " JSON values (about 12 per tensor)");
+      return true;
+    };
+    try {
+      return nlohmann::json::parse(bytes_.begin() + 8, bytes_.begin() + std::ptrdiff_t(data_offset_), bounded);
+    } catch (const nlohmann::json::exception& e) {
+      fail(std::string("header is not valid JSON: ") + e.what());
+    }
+  }
+
+  void read_metadata(const nlohmann::json& value) {
+    if (!value.is_object()) fail("__metadata__ is not an object of strings");
+    for (auto& [mk, mv] : value.items()) {
+      if (!mv.is_string()) fail("__metadata__ value for '" + mk + "' is not a string");
+      metadata_[mk] = mv.get<std::string>();
+    }
+  }
+
+  // One tensor's entry: dtype, shape and data_offsets, checked against each other and the data's size.
+  TensorInfo tensor_entry(const std::string& key, const nlohmann::json& value) const {
+    std::string where = "tensor '" + key + "': ";
+    if (!value.is_object()) fail(where + "entry is not an object");
+    for (const char* field : {"dtype", "shape", "data_offsets"})
+      if (!value.contains(field)) fail(where + "missing '" + field + "'");
+    TensorInfo info;
+    info.name = key;
+    if (!value["dtype"].is_string()) fail(where + "dtype is not a string");
+    std::string dtype = value["dtype"].get<std::string>();
+    if (dtype == "F32") info.dtype = DType::F32;
+    else if (dtype == "F64") info.dtype = DType::F64;
+    else if (dtype == "I32") info.dtype = DType::I32;
+    else if (dtype == "I64") info.dtype = DType::I64;
+    else fail(where + "unsupported dtype '" + dtype + "' (euler reads F32, F64, I32, I64)");
+    const auto& shape = value["shape"];
+    if (!shape.is_array()) fail(where + "shape is not an array");
+    if (shape.size() > 8) fail(where + "rank " + std::to_string(shape.size()) + " is too large");
+    int64_t numel = 1;
+    for (const auto& e : shape) {
+      if (!e.is_number_unsigned()) fail(where + "shape entry " + e.dump() + " is not a non-negative integer");
+      uint64_t extent = e.get<uint64_t>();
+      if (extent > (uint64_t(1) << 40) || (numel > 0 && extent > uint64_t(INT64_MAX / 8) / uint64_t(numel)))
+        fail(where + "shape " + shape.dump() + " is too large");
+      numel *= int64_t(extent);
+      info.shape.push_back(int64_t(extent));
+    }
+    const auto& offsets = value["data_offsets"];
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      fail(where + "data_offsets must be [begin, end] with non-negative integers");
+    info.begin = offsets[0].get<uint64_t>();
+    info.end = offsets[1].get<uint64_t>();
+    if (info.begin > info.end) fail(where + "data_offsets begin > end");
+    if (info.end > data_size())
+      fail(where + "data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) + "] run past the data (" +
+           std::to_string(data_size()) + " bytes)");
+    if (info.end - info.begin != uint64_t(numel) * dtype_size(info.dtype))
+      fail(where + "shape " + info.shape_str() + " of " + dtype + " needs " + std::to_string(uint64_t(numel) * dtype_size(info.dtype)) +
+           " bytes but data_offsets cover " + std::to_string(info.end - info.begin));
+    return info;
+  }
+
+  // The byte ranges must tile the data section: sorted, no overlap, no hole.
+  void check_tiling() const {
+    std::vector<const TensorInfo*> by_offset;
+    for (const auto& t : tensors_) by_offset.push_back(&t);
+    std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+    uint64_t expected = 0;
+    for (const TensorInfo* t : by_offset) {
+      if (t->begin < expected) fail("tensor '" + t->name + "' overlaps the tensor before it in the data");
+      if (t->begin > expected) fail("hole in the data before tensor '" + t->name + "'");
+      expected = t->end;
+    }
+    if (expected != data_size()) fail("data section has " + std::to_string(data_size() - expected) + " trailing bytes no tensor covers");
+  }
+
   const TensorInfo* find(const std::string& tensor) const {
     for (const auto& t : tensors_)
       if (t.name == tensor) return &t;

@@ -266,12 +266,31 @@ struct Heatmap {
     if (rows < 0 || cols < 0 || int64_t(values.size()) != rows * cols)
       throw std::invalid_argument("Heatmap '" + title + "': " + std::to_string(values.size()) + " values for " +
                                   std::to_string(rows) + " x " + std::to_string(cols) + " cells");
+    const auto [lo, hi] = colour_range();
+    Ticks ct = nice_ticks(lo, hi, 6), xt = index_ticks(cols), yt = index_ticks(rows);
+
+    Svg svg(width, height);
+    svg.rect(0, 0, width, height, "#ffffff");
+    double bar_w = 16, colour_labels = widest(ct) + 12, value_label_w = value_label.empty() ? 0 : 24;
+    Area a;
+    a.x = 44 + widest(yt);
+    a.y = 42;
+    a.w = width - a.x - 28 - bar_w - colour_labels - value_label_w;
+    a.h = height - a.y - (caption.empty() ? 56 : 78);
+    svg.text(width / 2, 24, title, {.size = kTitleFont, .anchor = "middle", .bold = true});
+    draw_cells(svg, a, lo, hi);
+    draw_index_axes(svg, a, xt, yt);
+    draw_colour_bar(svg, a, bar_w, ct, lo, hi);
+    return svg.str();
+  }
+
+ private:
+  // The colour range [lo, hi]: the given one, or nice bounds of the data (robust: of its 2nd and 98th
+  // percentiles; diverging: symmetric about 0).
+  std::pair<double, double> colour_range() const {
+    using namespace charts_detail;
     Extent e;
-    bool any_nan = false;
-    for (double v : values) {
-      e.add(v);
-      any_nan = any_nan || !std::isfinite(v);
-    }
+    for (double v : values) e.add(v);
     double lo = 0, hi = 1;
     if (range) {
       lo = range->first, hi = range->second;
@@ -290,39 +309,34 @@ struct Heatmap {
       lo = nice.lo, hi = nice.hi;
     }
     if (!(lo < hi)) hi = lo + 1;  // a given empty range, or a NaN bound
-    Ticks ct = nice_ticks(lo, hi, 6);
+    return {lo, hi};
+  }
 
-    // Index ticks at cell centres: nice whole numbers inside 0 .. n-1.
-    auto index_ticks = [](int64_t n) {
-      Ticks t = nice_ticks(0, double(std::max<int64_t>(n - 1, 0)), 6, true);
-      Ticks inside = t;
-      inside.values.clear();
-      inside.labels.clear();
-      for (size_t i = 0; i < t.values.size(); ++i)
-        if (t.values[i] >= 0 && t.values[i] <= double(n - 1)) inside.values.push_back(t.values[i]), inside.labels.push_back(t.labels[i]);
-      return inside;
-    };
-    Ticks xt = index_ticks(cols), yt = index_ticks(rows);
+  // Index ticks at cell centres: nice whole numbers inside 0 .. n-1.
+  static Ticks index_ticks(int64_t n) {
+    Ticks t = nice_ticks(0, double(std::max<int64_t>(n - 1, 0)), 6, true);
+    Ticks inside = t;
+    inside.values.clear();
+    inside.labels.clear();
+    for (size_t i = 0; i < t.values.size(); ++i)
+      if (t.values[i] >= 0 && t.values[i] <= double(n - 1)) inside.values.push_back(t.values[i]), inside.labels.push_back(t.labels[i]);
+    return inside;
+  }
 
-    Svg svg(width, height);
-    svg.rect(0, 0, width, height, "#ffffff");
-    double bar_w = 16, colour_labels = widest(ct) + 12, value_label_w = value_label.empty() ? 0 : 24;
-    Area a;
-    a.x = 44 + widest(yt);
-    a.y = 42;
-    a.w = width - a.x - 28 - bar_w - colour_labels - value_label_w;
-    a.h = height - a.y - (caption.empty() ? 56 : 78);
-    svg.text(width / 2, 24, title, {.size = kTitleFont, .anchor = "middle", .bold = true});
+  std::string colour_of(double v, double lo, double hi) const {
+    if (!std::isfinite(v)) return "#bdbdbd";
+    double u = (v - lo) / (hi - lo);
+    return diverging ? plot::diverging(u) : viridis(u);
+  }
+
+  // The cells, the dashed diagonal when asked, the frame and the caption.
+  void draw_cells(Svg& svg, const Area& a, double lo, double hi) const {
+    using namespace charts_detail;
     double cw = cols > 0 ? a.w / double(cols) : 0, ch = rows > 0 ? a.h / double(rows) : 0;
-    auto colour_of = [&](double v) {
-      if (!std::isfinite(v)) return std::string("#bdbdbd");
-      double u = (v - lo) / (hi - lo);
-      return diverging ? plot::diverging(u) : viridis(u);
-    };
     svg.begin_crisp();
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c)
-        svg.rect(a.x + double(c) * cw, a.y + double(r) * ch, cw + 0.3, ch + 0.3, colour_of(values[size_t(r * cols + c)]));
+        svg.rect(a.x + double(c) * cw, a.y + double(r) * ch, cw + 0.3, ch + 0.3, colour_of(values[size_t(r * cols + c)], lo, hi));
     svg.end_group();
     if (rows == 0 || cols == 0) note(svg, a, "no data");
     if (mark_diagonal && rows > 0 && cols > 0) {  // white under dark dashes: visible on every colour
@@ -332,6 +346,12 @@ struct Heatmap {
     }
     svg.rect(a.x, a.y, a.w, a.h, "", "#444444");
     if (!caption.empty()) svg.text(width / 2, height - 14, caption, {.size = kTickFont, .anchor = "middle", .colour = "#333333"});
+  }
+
+  // Column and row indices at the cell centres, and the axis labels.
+  void draw_index_axes(Svg& svg, const Area& a, const Ticks& xt, const Ticks& yt) const {
+    using namespace charts_detail;
+    double cw = cols > 0 ? a.w / double(cols) : 0, ch = rows > 0 ? a.h / double(rows) : 0;
     for (size_t i = 0; i < xt.values.size(); ++i) {
       double x = a.x + (xt.values[i] + 0.5) * cw;
       svg.line(x, a.bottom(), x, a.bottom() + 5, "#444444");
@@ -344,14 +364,18 @@ struct Heatmap {
     }
     svg.text(a.x + a.w / 2, a.bottom() + 40, x_label, {.size = kLabelFont, .anchor = "middle"});
     svg.text(16, a.y + a.h / 2, y_label, {.size = kLabelFont, .anchor = "middle", .rotate = -90, .baseline = "hanging"});
+  }
 
-    // The colour bar: 64 bands from lo (bottom) to hi (top), ticks on its right.
+  // The colour bar: 64 bands from lo (bottom) to hi (top), ticks on its right; the value label and the
+  // grey "not finite" key when a cell is NaN or infinite.
+  void draw_colour_bar(Svg& svg, const Area& a, double bar_w, const Ticks& ct, double lo, double hi) const {
+    using namespace charts_detail;
     double bx = a.right() + 20;
     constexpr int kBands = 64;
     svg.begin_crisp();
     for (int k = 0; k < kBands; ++k) {
       double v = lo + (hi - lo) * (double(k) + 0.5) / kBands;
-      svg.rect(bx, a.y + a.h * (1 - double(k + 1) / kBands), bar_w, a.h / kBands + 0.3, colour_of(v));
+      svg.rect(bx, a.y + a.h * (1 - double(k + 1) / kBands), bar_w, a.h / kBands + 0.3, colour_of(v, lo, hi));
     }
     svg.end_group();
     svg.rect(bx, a.y, bar_w, a.h, "", "#444444");
@@ -364,11 +388,11 @@ struct Heatmap {
     }
     if (!value_label.empty())
       svg.text(width - 12, a.y + a.h / 2, value_label, {.size = kLabelFont, .anchor = "middle", .rotate = -90});
+    bool any_nan = std::any_of(values.begin(), values.end(), [](double v) { return !std::isfinite(v); });
     if (any_nan) {
       svg.rect(bx, a.bottom() + 12, 10, 10, "#bdbdbd", "#444444");
       svg.text(bx + 14, a.bottom() + 17, "not finite", {.size = kTickFont, .colour = "#444444", .baseline = "middle"});
     }
-    return svg.str();
   }
 };
 
