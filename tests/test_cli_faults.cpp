@@ -95,8 +95,9 @@ struct Setup {
       out << "\n";
     }
   }
-  std::string train(int epochs, const std::string& out) const {
-    return "train --data " + data + args + " --epochs " + std::to_string(epochs) + " --patience 100 --out " + out;
+  std::string train(int epochs, const std::string& out, int patience = 100) const {
+    return "train --data " + data + args + " --epochs " + std::to_string(epochs) + " --patience " + std::to_string(patience) +
+           " --out " + out;
   }
 };
 
@@ -212,10 +213,13 @@ void check_log(const std::string& dir, int epochs) {
 
 TEST_CASE("faults: a second run writing into the same --out is refused at once, naming the first's pid") {
   Setup setup;
-  const int epochs = 100;  // about 2 s; Setup stops after 100 epochs without improvement
+  // About 6 s alone, every epoch run (patience = epochs): long enough that the first run still trains
+  // when the second is refused (about 1 s after it starts) on a machine busy with other tests; 100
+  // epochs ended first there once.
+  const int epochs = 300;
   std::string dir = temp_path("shared"), log = temp_path("shared.log"), second_log = temp_path("shared2.log");
   fs::remove_all(dir);
-  pid_t first = start(setup.train(epochs, dir), log);
+  pid_t first = start(setup.train(epochs, dir, epochs), log);
   REQUIRE(wait_for_file(dir + "/log.jsonl"));  // the first run is training and holds the directory
   auto started = std::chrono::steady_clock::now();
   int code = wait_for(start(setup.train(epochs, dir), second_log));
@@ -232,7 +236,7 @@ TEST_CASE("faults: a second run writing into the same --out is refused at once, 
   // writes anything there (each seed's run also holds its seed-S, as any run holds its --out).
   std::string seeds = temp_path("seeds");
   fs::remove_all(seeds);
-  std::string train_seeds = setup.train(epochs / 2, seeds) + " --seeds 1,2";
+  std::string train_seeds = setup.train(epochs / 2, seeds, epochs) + " --seeds 1,2";
   train_seeds.replace(train_seeds.find(" --seed 5"), 9, "");
   first = start(train_seeds, log);
   REQUIRE(wait_for_file(seeds + "/seed-1/log.jsonl"));
