@@ -17,6 +17,10 @@
 #                and model.
 #   ml-100k-p2-ablation  p2-ablation's rows on ML-100K with ml-100k-p2's settings; about 5-10 min per
 #                seed and row.
+#   beauty-p2    p2's protocol on Amazon Beauty (../shared/data/s3rec/Beauty.txt, S3-Rec's 5-core file):
+#                N = 50 and dropout 0.5 (SASRec's settings for this sparse data: 8.9 items per user),
+#                the rest as p2; SASRec, RoPE and EulerFormer, seeds 1, 2, 3. About 10-20 min per seed
+#                and model.
 #   p1           the paper's protocol (RecBole): history kept in the ranking, N = 50, a loss per
 #                prefix, the authors' model settings, patience 15 epochs; one seed (2024). Batch 256
 #                instead of the authors' 4,096: an epoch costs the same, and after one epoch the
@@ -26,13 +30,14 @@
 #
 # The data must be at ../shared/data/ml-1m/ml-1m.std.txt and ../shared/data/ml-100k/u.data (see that
 # directory's README: its terms forbid redistribution, so they are not in this repository), or set
-# ML1M=path and ML100K=path. Needs build/bin/euler (bash scripts/demo.sh builds it; EULER=path to use
+# ML1M=, ML100K= and BEAUTY=path. Needs build/bin/euler (bash scripts/demo.sh builds it; EULER=path to use
 # another); THREADS (default: every core) sets --threads.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ml1m="${ML1M:-../shared/data/ml-1m/ml-1m.std.txt}"
 ml100k="${ML100K:-../shared/data/ml-100k/u.data}"
+beauty="${BEAUTY:-../shared/data/s3rec/Beauty.txt}"
 euler="${EULER:-./build/bin/euler}"
 [ -x "$euler" ] || { echo "reproduce.sh: no $euler; build it first (bash scripts/demo.sh)" >&2; exit 1; }
 threads="${THREADS:-$(nproc)}"
@@ -41,7 +46,7 @@ threads="${THREADS:-$(nproc)}"
 row() {
   local table=$1 name=$2 data=$3
   shift 3
-  [ -r "$data" ] || { echo "reproduce.sh: cannot read '$data' (set ML1M= or ML100K=)" >&2; exit 1; }
+  [ -r "$data" ] || { echo "reproduce.sh: cannot read '$data' (set ML1M=, ML100K= or BEAUTY=)" >&2; exit 1; }
   echo "== $table/$name: $euler train --data $data $*" >&2
   "$euler" train --data "$data" --threads "$threads" --quiet --out "runs/$table/$name" "$@"
 }
@@ -52,6 +57,9 @@ ml1m_p2=("$ml1m" --min-user 5 --min-item 5 --patience 15)
 ml100k_p2=("$ml100k" --patience 30)
 p2=(--objective all --max-len 200 --heads 1 --dropout 0.1 --attn-dropout 0.1 --batch-size 128 --lr 1e-3
     --epochs 200 --exclude-history --seeds 1,2,3)
+# Beauty: S3-Rec's file is already 5-core (the filter removes nothing); N = 50, dropout 0.5.
+beauty_p2=("$beauty" --min-user 5 --min-item 5 --patience 15 --objective all --max-len 50 --heads 1
+    --dropout 0.5 --attn-dropout 0.5 --batch-size 128 --lr 1e-3 --epochs 200 --exclude-history --seeds 1,2,3)
 p1=("$ml1m" --min-user 5 --min-item 5 --objective last --max-len 50 --batch-size 256 --epochs 500 --patience 15
     --seeds 2024)
 
@@ -102,11 +110,17 @@ for table in "${@:-p2}"; do
         runs/ml-100k-p2-ablation/rope-plus-absolute runs/ml-100k-p2-ablation/no-absolute-positions runs/ml-100k-p2/rope \
         --labels "EulerFormer,no contrastive loss,no phase bias b,delta fixed at 1 and no b,no input rotary,vector delta,RoPE + absolute positions,EulerFormer without absolute positions,RoPE" \
         --paired ;;
+    beauty-p2)
+      row beauty-p2 sasrec "${beauty_p2[@]}" --pos learned
+      row beauty-p2 rope "${beauty_p2[@]}" --pos rope
+      row beauty-p2 eulerformer "${beauty_p2[@]}" --pos euler
+      "$euler" report runs/beauty-p2/sasrec runs/beauty-p2/rope runs/beauty-p2/eulerformer \
+        --labels "SASRec,RoPE,EulerFormer" --paired ;;
     p1)
       row p1 sasrec "${p1[@]}" --pos learned
       row p1 rope "${p1[@]}" --pos rope
       row p1 eulerformer "${p1[@]}" --pos euler
       "$euler" report runs/p1/sasrec runs/p1/rope runs/p1/eulerformer --labels "SASRec,RoPE,EulerFormer" --paired ;;
-    *) echo "reproduce.sh: unknown table '$table' (expected p2, p2-ablation, ml-100k-p2, ml-100k-p2-ablation or p1)" >&2; exit 2 ;;
+    *) echo "reproduce.sh: unknown table '$table' (expected p2, p2-ablation, ml-100k-p2, ml-100k-p2-ablation, beauty-p2 or p1)" >&2; exit 2 ;;
   esac
 done
