@@ -212,8 +212,9 @@ inline int train_command(int argc, char** argv) {
       ("device", "where the training steps run: cpu | cuda (the CUDA backend, SASRec; evaluation stays on the CPU)",
        cxxopts::value<std::string>()->default_value("cpu"))
       ("eval-batch", "users per scoring batch", cxxopts::value<int>()->default_value(default_text(training.eval_batch)))
-      ("keep-mb", "memory per transformer layer for the intermediates its backward reads: kept when they fit "
-       "(faster), recomputed otherwise (0: always recompute, the least memory)",
+      ("keep-mb", "each transformer layer runs as one fused node (model/fused_layer.hpp, the same values as the "
+       "library's default composed layer, faster); this is its memory per layer for the intermediates its backward "
+       "reads: kept when they fit (faster), recomputed otherwise (0: always recompute, the least memory)",
        cxxopts::value<int>()->default_value(std::to_string(FusedLayerSpec{}.keep_bytes >> 20)))
       ("exclude-history", "drop history items from the ranking (default: keep them, as RecBole)")
       ("all-windows", "--objective all: train on every window of N+1 items of a long history each epoch, "
@@ -452,6 +453,7 @@ struct LoadedModel {
 inline LoadedModel load_checkpoint(const std::string& path) {
   safetensors::File file = safetensors::File::read(path);
   EulerFormer<float> model(read_config(file));
+  model.set_fused(true);  // the fast path, as the trainer's
   load_weights(file, model, /*allow_unexpected=*/true);  // a checkpoint's optimizer state is ignored
   std::vector<std::string> tokens = get_item_tokens(file, path);
   if (!tokens.empty() && tokens.size() != size_t(model.config().n_items))
@@ -486,6 +488,7 @@ inline int64_t align_items(LoadedModel& loaded, const Dataset& data, const std::
   c.n_items = int(data.table_rows());
   if (c.backbone == Backbone::bert4rec) rows.push_back(loaded.model.config().mask_token());  // the mask token stays last
   EulerFormer<float> model(c);
+  model.set_fused(true);
   const Parameters<float>& from = loaded.model.parameters();
   Parameters<float>& to = model.parameters();
   for (int i = 0; i < to.count(); ++i) {

@@ -221,6 +221,7 @@ TEST_CASE("fused layer: whole-model gradcheck with dropout on (fixed masks) and 
     c.objective = objective;
     c.delta_shape = DeltaShape::vector;
     EulerFormer<double> model(c, 13);
+    model.set_fused(true);
     Parameters<double>& p = model.parameters();
     for (const auto& e : p.entries())  // move the zero-initialised tables off zero
       if (e.name.find("euler.b") != std::string::npos || e.name.find("rotary_embedding") != std::string::npos)

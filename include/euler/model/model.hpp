@@ -86,8 +86,10 @@ class EulerFormer {
   }
 
   const EulerFormerConfig& config() const { return config_; }
-  // Each layer as one fused node (model/fused_layer.hpp; the default) or composed from tape ops (the
-  // reference, always used for a Trace and for learnable frequencies). Same values and gradients.
+  // Each layer composed from tape ops (the default: model/forward.hpp, the path to read, always used for
+  // a Trace and for learnable frequencies) or as one fused node (model/fused_layer.hpp: the same values
+  // and gradients, several times faster and far smaller at large batches; the Trainer and the CLI turn
+  // it on). docs/architecture.md, "Two paths, one math".
   void set_fused(bool on) { fused_ = on; }
   bool fused() const { return fused_; }
   // The fused layer keeps each tile's intermediates for backward while a layer's take at most this many
@@ -429,7 +431,7 @@ class EulerFormer {
   std::vector<Layer> layers_;
   ForwardSettings settings_;
   Tensor<T> alpha_, sinusoid_, positions_;
-  bool fused_ = true;
+  bool fused_ = false;
   int64_t keep_bytes_ = FusedLayerSpec{}.keep_bytes;
 };
 
