@@ -69,8 +69,10 @@ struct Run {
 // fused: the fused layer, which keeps its tiles' intermediates for backward (these batches are small);
 // recompute: the fused layer computing them again in backward (keep_bytes 0, as for large batches).
 enum class Layer { fused, recompute, composed };
+// Which loss backward starts from.
+enum class From { total, ce, contrastive };
 
-Run run(EulerFormer<double>& model, const RandomBatch& rb, Layer layer, bool dropout_on) {
+Run run(EulerFormer<double>& model, const RandomBatch& rb, Layer layer, bool dropout_on, From from = From::total) {
   model.set_fused(layer != Layer::composed);
   model.set_keep_bytes(layer == Layer::recompute ? 0 : FusedLayerSpec{}.keep_bytes);
   Parameters<double>& p = model.parameters();
@@ -79,7 +81,7 @@ Run run(EulerFormer<double>& model, const RandomBatch& rb, Layer layer, bool dro
   Rng rng(77);
   Context<double> ctx{tape, p, dropout_on, rng};
   Losses<double> l = model.loss(ctx, rb.batch());
-  tape.backward(l.total);
+  tape.backward(from == From::total ? l.total : from == From::ce ? l.ce : l.contrastive);
   Run r{l.total.value()[0], l.ce.value()[0], l.contrastive.value()[0], {}, rng.counter()};
   r.grads.assign(p.grads().begin(), p.grads().end());
   model.set_keep_bytes(FusedLayerSpec{}.keep_bytes);
@@ -278,5 +280,26 @@ TEST_CASE("fused layer: a second backward on the same tape adds the same gradien
     CAPTURE(int(layer));
     CHECK(worst <= 1e-12 * largest);
     CHECK(largest > 1e-3);
+  }
+}
+
+TEST_CASE("fused layer: the cross-entropy alone and the contrastive loss alone each give the composed layer's gradients") {
+  // The contrastive sum is a second output of the fused node: backward from it alone must still run
+  // the layer's backward (its rows' gradient is zero), and backward from the cross-entropy alone must
+  // leave the contrastive terms out.
+  EulerFormerConfig c = small_config(Backbone::sasrec, PosScheme::euler, 7);
+  EulerFormer<double> model(c, 6);
+  RandomBatch rb = random_batch(c, 8, 12);
+  for (From from : {From::ce, From::contrastive}) {
+    std::vector<std::vector<double>> grads;
+    for (Layer layer : {Layer::fused, Layer::recompute, Layer::composed}) grads.push_back(run(model, rb, layer, true, from).grads);
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < grads[2].size(); ++i) {
+      worst = std::max({worst, std::abs(grads[0][i] - grads[2][i]), std::abs(grads[1][i] - grads[2][i])});
+      largest = std::max(largest, std::abs(grads[2][i]));
+    }
+    CAPTURE(int(from));
+    CHECK(worst <= 1e-10 * std::max(1.0, largest));
+    CHECK(largest > 1e-4);  // not a comparison of zeros
   }
 }

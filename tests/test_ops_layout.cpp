@@ -94,6 +94,32 @@ TEST_CASE("reshape aliases the input, keeps the order, and passes gradients thro
   CHECK(contains(msg, "[4]"));
 }
 
+TEST_CASE("part_as: parts of one node alias it, and each part's gradient reaches its elements") {
+  Tape<double> tape;
+  Var<double> vx = tape.input(iota({3, 4}));
+  Var<double> a = euler::part_as(vx, 1, Shape{2, 2}, "first");
+  Var<double> b = euler::part_as(vx, 11, Shape{}, "last");
+  CHECK(a.value().data == vx.value().data + 1);  // no copy
+  CHECK(values(a) == std::vector<double>{1, 2, 3, 4});
+  CHECK(b.value()[0] == 11);
+  // Overlapping parts, each used twice: the gradients add up in the shared elements.
+  tape.backward(euler::sum(a * a) + euler::sum(euler::part_as(vx, 3, Shape{4}, "second")) * b);
+  CHECK(values(tape.grad(vx)) == std::vector<double>{0, 2, 4, 6 + 11, 8 + 11, 11, 11, 0, 0, 0, 0, 3 + 4 + 5 + 6});
+
+  auto r = euler::check::gradcheck(
+      [](Tape<double>&, Vars v) {
+        return euler::part_as(v[0], 2, Shape{3, 2}, "first") * euler::part_as(v[0], 5, Shape{3, 2}, "second") +
+               euler::part_as(v[0], 11, Shape{}, "last");
+      },
+      {random({3, 4})});
+  CHECK_MESSAGE(r.ok, r.report);
+
+  std::string msg = shape_error([&] { euler::part_as(vx, 10, Shape{3}, "tail"); });
+  CHECK(contains(msg, "tail"));
+  CHECK(contains(msg, "[10, 13)"));
+  CHECK(contains(msg, "[3, 4]"));
+}
+
 TEST_CASE("permute values against hand-computed numbers") {
   Tape<double> tape;
   // x [2, 3]: transpose of a matrix.

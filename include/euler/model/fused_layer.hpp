@@ -17,7 +17,7 @@
 //     (q only at the Q query rows when no contrastive term needs every row's phase: sparse_queries)
 //   rotation: rope  q~ = q e^{i alpha}, k~ = k e^{i alpha}
 //             euler theta_q = delta arg q + b + alpha, q~ = |q| e^{i theta_q}; the same for k without b
-//   contrastive (euler): per list cl(theta_q) + cl(theta_k) (model/contrastive.hpp), a second output
+//   contrastive (euler): the sum over lists of cl(theta_q) + cl(theta_k) (model/contrastive.hpp), a second output
 //   per head:  P = softmax(q~ k~^T / sqrt(dh) + mask) [Q, N];  context = dropout(P) v      [Q, D]
 //   h1 = LN1(dropout(context Wd^T + bd) + x)                                              [Q, D]
 //   out = LN2(dropout(act(h1 W1^T + b1) W2^T + b2) + h1)                                  [Q, D]
@@ -97,7 +97,7 @@ FusedLayerPlan<T>* make_plan(const Context<T>& ctx, const FusedLayerSpec& spec, 
 // The node's backward: each tile's intermediates, kept or computed again, then back through it
 // (backward_tile), the parameters' gradients gathered per thread and added in thread order.
 template <class T>
-void fused_layer_backward(const FusedLayerPlan<T>& p, TensorView<const T> dout) {
+void fused_layer_backward(const FusedLayerPlan<T>& p, const T* dout, T d_contrastive) {
   T* dx = p.x.requires_grad() ? p.x.grad_accumulator().data : nullptr;
   const int64_t tiles = (p.B + p.L - 1) / p.L, Qn = p.queries_per_list(), D = p.spec.D;
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(tiles, num_threads()));
@@ -110,7 +110,7 @@ void fused_layer_backward(const FusedLayerPlan<T>& p, TensorView<const T> dout) 
         Tile<T>& tile = thread_tile(p, b0, b1);
         if (p.kept) load_tile(p, tile, b0, b1, p.kept + i * p.kept_per_tile);
         else forward_tile(p, tile, b0, b1, tile_out.data(), static_cast<T*>(nullptr));
-        backward_tile(p, tile, dout.data + b0 * Qn * D, dx, grads[size_t(c)]);
+        backward_tile(p, tile, dout + b0 * Qn * D, d_contrastive, dx, grads[size_t(c)]);
       }
   });
   auto all = p.in.all();
@@ -151,8 +151,12 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
     }
   }
 
-  // Forward, tile by tile.
-  TensorView<T> out = tape.alloc(rows.data ? Shape{B, D} : Shape{B, N, D});
+  // Forward, tile by tile. With the contrastive loss the node holds two outputs, the rows and then the
+  // contrastive sum, and hands out each as a part (part_as): the sum's gradient reaches the layer's
+  // backward through the tape, as the rows' does.
+  const Shape out_shape = rows.data ? Shape{B, D} : Shape{B, N, D};
+  const int64_t n_out = out_shape.numel();
+  TensorView<T> out = tape.alloc(Shape{n_out + (spec.contrastive ? 1 : 0)});
   TensorView<T> per_list = tape.alloc(Shape{B});  // contrastive sums per list
   parallel_for(tiles, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -161,23 +165,18 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
       if (p.kept) fused_detail::save_tile(p, tile, p.kept + i * p.kept_per_tile);
     }
   });
-  Var<T> result = tape.record_n("transformer_layer", out, inputs.data(), inputs.size(), [plan](auto, TensorView<const T> dout) {
-    fused_detail::fused_layer_backward(*plan, dout);
-    plan->d_contrastive = 0;  // consumed: a later pass that sends nothing to the contrastive output sees 0
-  });
-  if (!spec.contrastive) return {result, Var<T>{}};
-
-  // The second output: the contrastive sum, a node after the layer whose backward hands its gradient to
-  // the layer's (it runs first) and makes sure the layer's backward runs even if nothing else needs it.
-  TensorView<T> cl = tape.alloc(Shape{});
+  if (!spec.contrastive) {
+    Var<T> result = tape.record_n("transformer_layer", TensorView<T>{out_shape, out.data}, inputs.data(), inputs.size(),
+                                  [plan](auto, TensorView<const T> dout) { fused_detail::fused_layer_backward(*plan, dout.data, T(0)); });
+    return {result, Var<T>{}};
+  }
   T total = 0;
   for (int64_t b = 0; b < B; ++b) total += per_list[b];  // a fixed order
-  cl[0] = total * p.contrastive_scale;
-  Var<T> contrastive = tape.record("transformer_layer.contrastive", cl, {result}, [plan, result](auto, TensorView<const T> dy) {
-    plan->d_contrastive = dy[0];  // this pass's gradient; the layer's backward uses it, then clears it
-    result.grad_accumulator();  // zero-filled if nothing else flowed into the layer's output
+  out[n_out] = total * p.contrastive_scale;
+  Var<T> both = tape.record_n("transformer_layer", out, inputs.data(), inputs.size(), [plan, n_out](auto, TensorView<const T> d) {
+    fused_detail::fused_layer_backward(*plan, d.data, d[n_out]);
   });
-  return {result, contrastive};
+  return {part_as(both, 0, out_shape, "transformer_layer.out"), part_as(both, n_out, Shape{}, "transformer_layer.contrastive")};
 }
 
 }  // namespace euler

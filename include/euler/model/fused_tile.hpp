@@ -74,7 +74,6 @@ struct FusedLayerPlan {
   DropoutMask view_q{RandomStream(), 0, 0.0}, view_k{RandomStream(), 0, 0.0};  // contrastive views
   DropoutMask attn_mask{RandomStream(), 0, 0.0}, dense_mask{RandomStream(), 0, 0.0}, ffn_mask{RandomStream(), 0, 0.0};
   T contrastive_scale = 0;          // lamb / count
-  T d_contrastive = 0;              // d(loss)/d(contrastive output) of this backward pass, set by that output's backward
   T* kept = nullptr;                // each tile's intermediates for backward (kept_per_tile values apart), or null: recompute
   int64_t kept_per_tile = 0;
 
@@ -445,10 +444,10 @@ void rotation_forward(const FusedLayerPlan<T>& p, Tile<T>& t, T* contrastive_per
   }
 }
 
-// t.dq, t.dk from t.dq_rot, t.dk_rot (and the contrastive terms through the phases); delta's and b's
-// gradients.
+// t.dq, t.dk from t.dq_rot, t.dk_rot (and, with d_contrastive the gradient of the contrastive output,
+// the contrastive terms through the phases); delta's and b's gradients.
 template <class T>
-void rotation_backward(const FusedLayerPlan<T>& p, Tile<T>& t, LayerGrads<T>& g) {
+void rotation_backward(const FusedLayerPlan<T>& p, Tile<T>& t, T d_contrastive, LayerGrads<T>& g) {
   const FusedLayerSpec& s = p.spec;
   const FusedLayerInputs<T>& in = p.in;
   const int64_t N = p.N, D = s.D, half = D / 2, R = t.R, Rq = t.Rq;
@@ -470,8 +469,8 @@ void rotation_backward(const FusedLayerPlan<T>& p, Tile<T>& t, LayerGrads<T>& g)
   t.dphase_k.setZero(R, half);
   with_phase_backward_kernel(t.q.data(), t.q_rot.data(), t.dq_rot.data(), 0, Rq * half, t.dq.data(), t.dphase_q.data());
   with_phase_backward_kernel(t.k.data(), t.k_rot.data(), t.dk_rot.data(), 0, R * half, t.dk.data(), t.dphase_k.data());
-  if (s.contrastive && p.d_contrastive != T(0)) {
-    const T inv_tep = T(1 / s.tep), u = p.d_contrastive * p.contrastive_scale;
+  if (s.contrastive && d_contrastive != T(0)) {
+    const T inv_tep = T(1 / s.tep), u = d_contrastive * p.contrastive_scale;
     const bool masked = s.contrastive_mode == ContrastiveMode::masked;
     T* dw = g.at(in, WC);
     for (int64_t l = 0; l < t.lists; ++l) {
@@ -658,10 +657,12 @@ void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t 
   feed_forward_forward(p, t, out_tile);
 }
 
-// Back through the tile forward_tile left in t: dout_tile [Q, D] the gradient of its output rows; adds
-// to dx_all [B, N, D] (null: not wanted) and to the thread's parameter gradients g.
+// Back through the tile forward_tile left in t: dout_tile [Q, D] the gradient of its output rows,
+// d_contrastive that of the contrastive output; adds to dx_all [B, N, D] (null: not wanted) and to the
+// thread's parameter gradients g.
 template <class T>
-void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T* dout_tile, T* dx_all, LayerGrads<T>& g) {
+void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T* dout_tile, T d_contrastive, T* dx_all,
+                   LayerGrads<T>& g) {
   using namespace fused_detail;
   const int64_t N = p.N, D = p.spec.D, R = t.R, b0 = t.b0;
   MatrixMapC<T> x(p.x.value().data + b0 * N * D, R, D);
@@ -669,7 +670,7 @@ void backward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, const T
   feed_forward_backward(p, t, dout_tile, g);
   output_backward(p, t, dx, dx_all != nullptr, g);
   attention_backward(p, t);
-  rotation_backward(p, t, g);
+  rotation_backward(p, t, d_contrastive, g);
   qkv_backward(p, t, x, dx, dx_all != nullptr, g);
 }
 

@@ -1,9 +1,9 @@
 // euler/ops/layout.hpp: ops that move elements without doing arithmetic on them.
 //
-// reshape (a new shape over the same memory, no copy), permute / transpose, the attention-head
-// split and merge, slice, concat, and the two gathers a recommender needs: embedding (rows of a
-// table picked by integer ids) and gather_rows (one position per sequence). Each backward sends
-// every gradient element back to where its value came from, always with +=.
+// reshape and part_as (a new shape over the same memory, no copy), permute / transpose, the
+// attention-head split and merge, slice, concat, and the two gathers a recommender needs: embedding
+// (rows of a table picked by integer ids) and gather_rows (one position per sequence). Each backward
+// sends every gradient element back to where its value came from, always with +=.
 //
 // Letters in shape comments: B batch, N sequence length, D hidden, H heads, dh = D / H channels
 // per head, K items (table rows).
@@ -162,6 +162,22 @@ inline int axis_of(const char* op, int axis, const Shape& shape) {
 
 // ---- reshape ------------------------------------------------------------------------------------
 
+// Elements offset .. offset + shape.numel() - 1 of x, seen with `shape`: x's memory, nothing copied.
+// reshape is the whole of x; a node with two outputs (the fused layer's rows and its contrastive sum,
+// model/fused_layer.hpp) stores them one after the other and hands out each as a part.
+template <class T>
+Var<T> part_as(Var<T> x /*[...]*/, int64_t offset, const Shape& shape, const char* op) {
+  if (offset < 0 || offset + shape.numel() > x.numel())
+    throw ShapeError(std::string(op) + ": elements [" + std::to_string(offset) + ", " + std::to_string(offset + shape.numel()) +
+                     ") out of bounds for " + x.shape().str());
+  TensorView<T> y{shape, x.value().data + offset};
+  return x.tape->record(op, y, {x}, [x, offset](auto, TensorView<const T> dy) {
+    // y[i] = x[offset + i]  =>  dx[offset + i] += dy[i]
+    TensorView<T> dx{dy.shape, x.grad_accumulator().data + offset};
+    for_chunks(dx.numel(), [&](int64_t i0, int64_t i1) { arr(dx, i0, i1) += arr(dy, i0, i1); });
+  });
+}
+
 // x [...] -> [shape], same elements in the same (row-major) order. The value is x's memory seen
 // with the new shape: nothing is copied.
 template <class T>
@@ -169,12 +185,7 @@ Var<T> reshape_as(Var<T> x /*[...]*/, const Shape& shape, const char* op) {
   if (shape.numel() != x.numel())
     throw ShapeError(std::string(op) + ": cannot reshape " + x.shape().str() + " to " + shape.str() + " (" +
                      std::to_string(x.numel()) + " vs " + std::to_string(shape.numel()) + " elements)");
-  TensorView<T> y{shape, x.value().data};
-  return x.tape->record(op, y, {x}, [x](auto, TensorView<const T> dy) {
-    // y = x seen with another shape  =>  dx += dy, element for element
-    TensorView<T> dx = x.grad_accumulator();
-    for_chunks(dx.numel(), [&](int64_t i0, int64_t i1) { arr(dx, i0, i1) += arr(dy, i0, i1); });
-  });
+  return part_as(x, 0, shape, op);
 }
 
 template <class T>
