@@ -32,6 +32,9 @@
 //     euler::Tensor<float> scores = markov.scores(histories);      // [B, K]
 //     euler::RankingMetrics valid({.exclude_history = true});
 //     valid.add(scores, targets, histories);
+//
+// popularity_metrics and markov_metrics give the two baselines' metrics on (history, target) pairs, as
+// the trainer reports them beside every model.
 #pragma once
 
 #include <algorithm>
@@ -45,6 +48,7 @@
 
 #include "euler/core/parallel.hpp"
 #include "euler/core/tensor.hpp"
+#include "euler/train/metrics.hpp"
 
 namespace euler {
 
@@ -252,5 +256,36 @@ class MarkovBaseline {
   std::vector<float> popularity_level_;  // [K] level among distinct counts; -inf for the padding 0
   int64_t popularity_levels_ = 0;        // P: distinct counts among the items 1..K-1
 };
+
+// The metrics of the most-popular baseline (training counts, the same list for everyone) on
+// (history, target) pairs; history items leave the ranking when `options` say so.
+inline RankingMetrics popularity_metrics(std::span<const std::span<const int32_t>> train, int64_t items,
+                                         std::span<const std::span<const int32_t>> histories, std::span<const int32_t> targets,
+                                         const RankingOptions& options) {
+  std::vector<float> pop = popularity_scores(train, items);
+  RankingMetrics metrics(options);
+  for (size_t first = 0; first < targets.size(); first += 1024) {
+    size_t count = std::min<size_t>(1024, targets.size() - first);
+    Tensor<float> scores({int64_t(count), int64_t(pop.size())});
+    for (size_t r = 0; r < count; ++r) std::copy(pop.begin(), pop.end(), scores.data() + r * pop.size());
+    auto excluded = options.exclude_history ? histories.subspan(first, count) : std::span<const std::span<const int32_t>>{};
+    metrics.add_ranks(target_ranks(scores.view(), targets.subspan(first, count), excluded));
+  }
+  return metrics;
+}
+
+// The metrics of the Markov baseline (MarkovBaseline with the default options) on the same pairs.
+inline RankingMetrics markov_metrics(std::span<const std::span<const int32_t>> train, int64_t items,
+                                     std::span<const std::span<const int32_t>> histories, std::span<const int32_t> targets,
+                                     const RankingOptions& options) {
+  MarkovBaseline markov(train, items);
+  RankingMetrics metrics(options);
+  for (size_t first = 0; first < histories.size(); first += 1024) {
+    size_t count = std::min<size_t>(1024, histories.size() - first);
+    Tensor<float> scores = markov.scores(histories.subspan(first, count));
+    metrics.add(scores.view(), targets.subspan(first, count), histories.subspan(first, count));
+  }
+  return metrics;
+}
 
 }  // namespace euler

@@ -17,9 +17,16 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "euler/core/tensor.hpp"
 
 namespace euler {
 
@@ -48,6 +55,22 @@ inline uint64_t fnv1a(const void* data, size_t bytes) {
   const unsigned char* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
   return h;
+}
+
+// After training over several processes: every rank's parameters must be the same bits. Returns
+// {"processes": P, "parameter_checksum": hash}, or throws naming the ranks that differ from rank 0.
+template <class T>
+nlohmann::json check_replicas(ProcessGroup& group, TensorView<const T> values) {
+  const uint64_t mine = fnv1a(values.data, size_t(values.numel()) * sizeof(T));
+  const int64_t as_signed = int64_t(mine);
+  std::vector<int64_t> all = group.gather(std::span<const int64_t>(&as_signed, 1));
+  std::string differ;
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  if (!differ.empty()) throw std::runtime_error("the model replicas differ after training: rank(s) " + differ + " against rank 0");
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(mine));
+  return {{"processes", group.size()}, {"parameter_checksum", hex}};
 }
 
 }  // namespace euler

@@ -3,53 +3,46 @@
 // One epoch: build the training examples of the objective, shuffle them with the run's Rng, and for
 // each batch run forward, backward and an Adam step. After each epoch the model is evaluated on the
 // validation targets (full ranking; the options' valid_metric, NDCG@10 by default, decides), the best
-// weights are kept, and a checkpoint is written atomically. Training stops after `patience` epochs without improvement; the best weights
-// are then evaluated on the test targets, beside the most-popular and Markov baselines. With an output
-// directory the run leaves there: best.safetensors, checkpoint.safetensors, log.jsonl (one line per
-// epoch), and at the end result.json (the final metrics with the model config, the training options,
-// the data, the training time and the learned rotation) and ranks.tsv (each user's valid/test rank).
-// The evaluation itself (evaluate, recommend, ranks_table) is train/evaluate.hpp.
-// With pos euler, each epoch's line also records how the rotation learns: each layer's delta and b,
-// the mean, spread and sign of their gradients over the epoch's steps, and the concentration of the
-// rotated phases (train/rotation_watch.hpp). on_step and on_epoch let a program watch a run: a
-// callback after every step's backward (the gradients readable) and after every epoch.
+// weights are kept, and a checkpoint is written atomically. Training stops after `patience` epochs
+// without improvement; the best weights are then evaluated on the test targets, beside the
+// most-popular and Markov baselines. This file is the loop; each other concern has its own header:
 //
-// Training examples (Split::train(u) is a user's sequence without its last two items):
-//   SASRec, objective last  one example per prefix: history train[max(0, t-N) .. t), target train[t]
-//   SASRec, objective all   one window per user: the last N+1 items give ids and next-item targets;
-//                           with all_windows, also the windows before it, so that a user longer than
-//                           N + 1 items is trained on the whole history each epoch (window_ends())
-//   BERT4Rec                one window per user: the last N items, a mask_ratio share of positions
-//                           (at least one) replaced by the mask token and predicted
+//   train/examples.hpp       the training examples of each objective, and a batch's ids and targets
+//   train/evaluate.hpp       full-ranking evaluation (evaluate, recommend, ranks_table)
+//   train/baselines.hpp      the most-popular and Markov baselines
+//   train/checkpoint.hpp     the checkpoint file: what it holds, how resume checks it
+//   train/run_directory.hpp  --out: the lock, log.jsonl, atomic writes; at the end result.json (the
+//                            final metrics with the model config, the training options, the data, the
+//                            training time and the learned rotation) and ranks.tsv (each user's ranks)
+//   train/progress.hpp       the progress bar and the line printed after each epoch
+//   train/rotation_watch.hpp with pos euler, how the rotation learns: each layer's delta and b, their
+//                            gradients' mean, spread and sign per epoch, the rotated phases' concentration
+//   train/group.hpp          training over several processes (mpirun -np P)
 //
-// Faults: before the first epoch the output directory is created, locked for the whole run (one
-// writer per directory: a second run writing into it is refused at once, naming the holder's pid;
-// io/dir_lock.hpp) and a file is written there, so an unwritable --out fails at once, not after an
-// epoch. Every file is written atomically (io/atomic_file.hpp); a failed write stops the run with an
-// IoError and leaves the previous file.
-// A NaN or inf in a step's loss or gradients (or in the parameters after a step) is a NonFiniteError
-// naming the step and the op that produced it (check/finite.hpp), raised before anything is written,
-// so the last checkpoint is the last good one. With on_nonfinite = skip such a step is skipped
-// instead (no update; it is counted in the epoch's "skipped_steps"); an epoch with no good step, or
-// non-finite parameters, stops the run either way. Validation scores that hold NaN or +inf stop the
-// run too (skip: those users rank their target last, counted in "valid_unusable_users").
+// on_step and on_epoch let a program watch a run: a callback after every step's backward (the
+// gradients readable) and after every epoch.
+//
+// Faults: a failed write stops the run with an IoError and leaves the previous file. A NaN or inf in a
+// step's loss or gradients (or in the parameters after a step) is a NonFiniteError naming the step and
+// the op that produced it (check/finite.hpp; the step is replayed to find it), raised before anything
+// is written, so the last checkpoint is the last good one. With on_nonfinite = skip such a step is
+// skipped instead (no update; it is counted in the epoch's "skipped_steps"); an epoch with no good
+// step, or non-finite parameters, stops the run either way. Validation scores that hold NaN or +inf
+// stop the run too (skip: those users rank their target last, counted in "valid_unusable_users").
 //
 // Determinism: the same seed and thread count give the same metrics, bit for bit. Everything random
 // (shuffles, dropout, BERT4Rec masks) draws from one counter-based Rng whose state is checkpointed
-// with the weights and the Adam moments, so a resumed run continues exactly where it stopped.
-// With a process group (set_group, train/group.hpp: mpirun -np P) every rank computes its share of each
-// batch and the gradients are summed before each step; the run then depends on P only through the order
-// of floating-point sums, and the same P gives the same bits.
+// with the weights and the Adam moments, so a resumed run continues exactly where it stopped. With a
+// process group every rank computes its share of each batch and the gradients are summed before each
+// step; the run then depends on P only through the order of floating-point sums, and the same P gives
+// the same bits.
 //
 //     euler::Trainer<float> trainer(model_config, train_options, dataset);
 //     nlohmann::json final = trainer.run();        // {"test_ndcg@10": ..., "valid_ndcg@10": ..., ...}
 #pragma once
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -65,11 +58,12 @@
 #include "euler/check/finite.hpp"
 #include "euler/data/dataset.hpp"
 #include "euler/data/rows.hpp"
-#include "euler/io/dir_lock.hpp"
 #include "euler/io/safetensors.hpp"
 #include "euler/model/weights.hpp"
 #include "euler/train/baselines.hpp"
+#include "euler/train/checkpoint.hpp"
 #include "euler/train/evaluate.hpp"
+#include "euler/train/examples.hpp"
 #include "euler/train/group.hpp"
 #include "euler/train/memory.hpp"
 #include "euler/train/metrics.hpp"
@@ -77,6 +71,7 @@
 #include "euler/train/options.hpp"
 #include "euler/train/progress.hpp"
 #include "euler/train/rotation_watch.hpp"
+#include "euler/train/run_directory.hpp"
 #include "euler/train/step_backend.hpp"
 
 namespace euler {
@@ -126,7 +121,7 @@ class Trainer {
   std::vector<nlohmann::json> epochs() const {
     return options_.out_dir.empty() ? history_ : read_json_lines(path("log.jsonl"));
   }
-  int64_t examples_per_epoch() const { return int64_t(build_examples().size()); }
+  int64_t examples_per_epoch() const { return int64_t(training_examples(model_.config(), train_sequences_, options_.all_windows).size()); }
   // The shapes the run's memory estimate is made from (train/memory.hpp): the batches there are, not
   // the flags' values.
   MemoryShape memory_shape() const {
@@ -150,7 +145,7 @@ class Trainer {
     model_.set_keep_bytes(check_memory_or_recompute(memory_shape(), limit, "this run", options_.verbose).keep_bytes);
     std::optional<DirectoryLock> lock;  // held until run() returns or throws
     if (group_ && backend_) throw std::invalid_argument("training over several processes runs on the CPU only");
-    if (writes()) lock.emplace(prepare_out_dir());
+    if (writes()) lock.emplace(open_run_directory(options_.out_dir));
     if (state_.epoch == 0) copy_values(model_.parameters().values(), best_.view());
     while (state_.epoch < options_.epochs && (state_.epoch == 0 || state_.bad_epochs < options_.patience)) {
       nlohmann::json line = train_epoch();
@@ -178,14 +173,14 @@ class Trainer {
       line.update(valid.to_json("valid"));
       line["best_epoch"] = state_.best_epoch;
       if (watch_.active()) watch_.finish_epoch(model_, phase_sample_, line);
-      report_epoch(line);
+      if (options_.verbose) print_epoch(line);
       history_.push_back(line);
       for (const auto& callback : epoch_callbacks_) callback(line);
       if (writes()) write_outputs(improved, line);
     }
     std::vector<int64_t> valid_ranks, test_ranks;
     nlohmann::json report = final_report(&valid_ranks, &test_ranks);
-    if (group_) report.update(check_replicas());
+    if (group_) report.update(check_replicas(*group_, TensorView<const T>(model_.parameters().values())));
     if (writes()) write_result(report, valid_ranks, test_ranks);
     return report;
   }
@@ -246,49 +241,20 @@ class Trainer {
   // The command line that started the run, recorded in result.json (empty: not recorded).
   void set_command(std::string command) { command_ = std::move(command); }
 
+  // The most-popular and the count-based Markov baselines (train/baselines.hpp: the last 10 items vote
+  // by how often each item followed them in the training sequences) on the test targets: what a model
+  // must beat to have learned more than popularity and item-to-item transitions.
   RankingMetrics popularity_baseline() const {
-    std::vector<float> pop = popularity_scores(std::span<const std::span<const int32_t>>(train_sequences_), model_.config().n_items);
-    RankingMetrics metrics(ranking_options());
-    for (size_t first = 0; first < test_targets_.size(); first += 1024) {
-      size_t count = std::min<size_t>(1024, test_targets_.size() - first);
-      Tensor<float> scores({int64_t(count), int64_t(pop.size())});
-      for (size_t r = 0; r < count; ++r) std::copy(pop.begin(), pop.end(), scores.data() + r * pop.size());
-      auto excluded = options_.exclude_history ? std::span<const std::span<const int32_t>>(test_histories_).subspan(first, count)
-                                               : std::span<const std::span<const int32_t>>{};
-      metrics.add_ranks(target_ranks(scores.view(), std::span<const int32_t>(test_targets_).subspan(first, count), excluded));
-    }
-    return metrics;
+    return popularity_metrics(train_sequences_, model_.config().n_items, test_histories_, test_targets_, ranking_options());
   }
-
-  // The count-based Markov baseline (train/baselines.hpp: the last 10 items vote by how often each item
-  // followed them in the training sequences) on the test targets: what a model must beat to have
-  // learned more than item-to-item transitions.
   RankingMetrics markov_baseline() const {
-    MarkovBaseline markov(std::span<const std::span<const int32_t>>(train_sequences_), model_.config().n_items);
-    RankingMetrics metrics(ranking_options());
-    std::span<const std::span<const int32_t>> histories(test_histories_);
-    for (size_t first = 0; first < histories.size(); first += 1024) {
-      size_t count = std::min<size_t>(1024, histories.size() - first);
-      Tensor<float> scores = markov.scores(histories.subspan(first, count));
-      metrics.add(scores.view(), std::span<const int32_t>(test_targets_).subspan(first, count), histories.subspan(first, count));
-    }
-    return metrics;
+    return markov_metrics(train_sequences_, model_.config().n_items, test_histories_, test_targets_, ranking_options());
   }
 
-  // ---- checkpoints -------------------------------------------------------------------------------
-  // One file: every parameter under its name, the Adam moments, the best weights so far, and the
-  // state (epoch, Rng, early stopping) and configs as metadata. Written atomically.
+  // ---- checkpoints (train/checkpoint.hpp) ----------------------------------------------------------
+  // One file: the weights, the Adam moments, the best weights so far, the state and the configs.
   void save_checkpoint(const std::string& file) const {
-    safetensors::Writer w = weights_writer(model_, checkpoint_metadata());
-    w.metadata["train_state"] = state_with_rng().to_json().dump();
-    w.metadata["train_options"] = options_.to_json().dump();
-    w.metadata["adam_steps"] = std::to_string(adam_.steps());
-    if (adam_.steps() > 0) {
-      w.add("optimizer.moment1", adam_.moment1().view());
-      w.add("optimizer.moment2", adam_.moment2().view());
-    }
-    w.add("best.values", TensorView<const T>{best_.shape(), best_.data()});
-    w.write(file);
+    write_checkpoint(file, model_, data_, options_, state_with_rng(), adam_, TensorView<const T>(best_.view()));
   }
 
   // Continue a run from save_checkpoint's file. The checkpoint's data (items, users, interactions),
@@ -296,69 +262,21 @@ class Trainer {
   // --epochs and --patience may change (train longer), which is printed; threads and the eval batch
   // change no result.
   void resume(const std::string& file) {
-    safetensors::File f = safetensors::File::read(file);
-    EulerFormerConfig stored = read_config(f);
-    const auto& meta = f.metadata();
-    check_same_data(f, file);
-    check_same_settings("model setting", stored.to_json(), model_.config().to_json(), file, {});
-    nlohmann::json stored_options;
-    if (meta.count("train_options")) {
-      try {
-        stored_options = nlohmann::json::parse(meta.at("train_options"));
-      } catch (const nlohmann::json::exception& e) {
-        throw safetensors::FormatError(file + ": damaged 'train_options' metadata: " + e.what());
-      }
-      check_same_settings("training option", stored_options, options_.to_json(), file,
-                          {"epochs", "patience", "threads", "eval_batch", "on_nonfinite"});
-    }
-    for (const char* key : {"train_state", "adam_steps"})
-      if (!meta.count(key)) throw safetensors::FormatError(file + ": not a training checkpoint (no '" + key + "' metadata)");
-    // Everything is read and checked before anything of this trainer changes.
-    TrainState state;
-    int64_t steps = 0;
-    try {
-      state = TrainState::from_json(nlohmann::json::parse(meta.at("train_state")));
-      const std::string& text = meta.at("adam_steps");
-      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), steps);
-      if (ec != std::errc() || end != text.data() + text.size() || steps < 0) throw std::invalid_argument("adam_steps '" + text + "'");
-    } catch (const std::exception& e) {
-      throw safetensors::FormatError(file + ": damaged training state in the metadata: " + e.what());
-    }
-    if (state.epoch < 0 || state.bad_epochs < 0 || state.best_epoch < 0 || state.best_epoch > state.epoch)
-      throw safetensors::FormatError(file + ": damaged training state in the metadata: " + meta.at("train_state"));
-    // The weights go into a model of their own first, through the checks of every loader (missing
-    // tensors, shapes, NaN and inf); so do the Adam moments and the best weights.
-    EulerFormer<T> loaded(stored);
-    load_weights(f, loaded, /*allow_unexpected=*/true);
-    const int64_t numel = model_.parameters().numel();
-    Tensor<T> m1, m2;
-    if (steps > 0) {
-      m1 = Tensor<T>(Shape{numel});
-      m2 = Tensor<T>(Shape{numel});
-      copy_finite(f, "optimizer.moment1", m1.view());
-      copy_finite(f, "optimizer.moment2", m2.view());
-    }
-    Tensor<T> best(best_.shape());
-    copy_finite(f, "best.values", best.view());
-    copy_values(loaded.parameters().values(), model_.parameters().values());
-    copy_values(best.view(), best_.view());
-    if (steps > 0) adam_.set_state(steps, m1.view(), m2.view());
-    state_ = state;
+    TrainCheckpoint<T> c = read_checkpoint<T>(file, model_.config(), data_, options_);
+    copy_values(c.values.view(), model_.parameters().values());
+    copy_values(c.best.view(), best_.view());
+    if (c.adam_steps > 0) adam_.set_state(c.adam_steps, c.moment1.view(), c.moment2.view());
+    state_ = c.state;
     rng_.set_state(state_.rng);
     resumed_from_ = file;
-    if (stored_options.is_object())
+    if (c.options.is_object())
       for (const char* key : {"epochs", "patience"})
-        if (stored_options.contains(key) && stored_options[key] != options_.to_json()[key])
+        if (c.options.contains(key) && c.options[key] != options_.to_json()[key])
           std::fprintf(stderr, "resuming %s with %s %s (the run so far had %s)\n", file.c_str(), key, options_.to_json()[key].dump().c_str(),
-                       stored_options[key].dump().c_str());
+                       c.options[key].dump().c_str());
   }
 
  private:
-  struct Example {
-    int32_t user;
-    int32_t end;  // objective last: the target's index in train(user); all: one past its window's last item
-  };
-
   static EulerFormerConfig with_items(EulerFormerConfig c, const Dataset& data) {
     c.n_items = int(data.table_rows());
     return c;
@@ -378,66 +296,17 @@ class Trainer {
     return r;
   }
   std::string path(const std::string& name) const { return (std::filesystem::path(options_.out_dir) / name).string(); }
-  // What resume() checks the data against: the item ids in order, the user count, and a hash of
-  // every user's id and sequence (another file, other filters or another --dedup change it).
-  std::map<std::string, std::string> checkpoint_metadata() const {
-    std::map<std::string, std::string> metadata = {
-        {"data", data_.source}, {"data_users", std::to_string(data_.n_users)}, {"data_fingerprint", data_fingerprint(data_)}};
-    put_item_tokens(metadata, data_.item_tokens);
-    return metadata;
-  }
-  // The checkpoint's items, users and interactions against this run's data (each check skipped for a
-  // checkpoint written before it existed).
-  void check_same_data(const safetensors::File& f, const std::string& file) const {
-    const auto& meta = f.metadata();
-    const std::string differ = ": cannot resume on " + data_.source + ", whose ";
-    if (std::vector<std::string> tokens = get_item_tokens(f, file); !tokens.empty()) {
-      if (tokens.size() != data_.item_tokens.size())
-        throw DataError(file + differ + "n_items differs: " + std::to_string(data_.n_items) + " items, the checkpoint's run had " +
-                        std::to_string(int64_t(tokens.size()) - 1) + " (another file, or other filter flags)");
-      for (size_t i = 1; i < tokens.size(); ++i)
-        if (tokens[i] != data_.item_tokens[i])
-          throw DataError(file + differ + "items differ: item " + std::to_string(i) + " is '" + data_.item_tokens[i] +
-                          "' there and '" + tokens[i] + "' in the checkpoint's run (as many items, other ids)");
-    }
-    if (auto it = meta.find("data_users"); it != meta.end() && it->second != std::to_string(data_.n_users))
-      throw DataError(file + differ + "users differ: " + std::to_string(data_.n_users) + " users, the checkpoint's run had " + it->second);
-    if (auto it = meta.find("data_fingerprint"); it != meta.end() && it->second != data_fingerprint(data_))
-      throw DataError(file + differ + "interactions differ from the checkpoint's run (the same items and as many users: another "
-                      "file, other filters or another --dedup)");
-  }
-  // Every setting of `stored` (from the checkpoint) against `now`, except those in `free`.
-  static void check_same_settings(const std::string& what, const nlohmann::json& stored, const nlohmann::json& now, const std::string& file,
-                                  std::initializer_list<std::string_view> free) {
-    for (const auto& [key, value] : now.items()) {
-      if (std::find(free.begin(), free.end(), key) != free.end() || !stored.contains(key) || stored[key] == value) continue;
-      throw DataError(file + ": cannot resume with another " + what + ": " + key + " is " + value.dump() + " in this run and " +
-                      stored[key].dump() + " in the checkpoint's; give the checkpoint's value, or start afresh in another --out");
-    }
-  }
   TrainState state_with_rng() const {
     TrainState s = state_;
     s.rng = rng_.state();
     return s;
   }
-  // The output directory exists, is this run's alone (the lock is held until it is destroyed) and
-  // takes files; stale temporaries of killed runs are removed.
-  DirectoryLock prepare_out_dir() const {
-    DirectoryLock lock = lock_output_directory(options_.out_dir);
-    std::string probe = path(".euler_write_test");
-    write_file_atomically(probe, "euler checks that it can write here\n");
-    std::error_code ec;
-    std::filesystem::remove(probe, ec);
-    remove_stale_temporaries(options_.out_dir);
-    return lock;
-  }
-
   // best (when improved), the log, then the checkpoint: each atomically. A failed write says what
   // the checkpoint still holds.
   void write_outputs(bool improved, const nlohmann::json& line) {
     try {
-      if (improved) save_weights(path("best.safetensors"), model_, checkpoint_metadata());
-      append_log(line);
+      if (improved) save_weights(path("best.safetensors"), model_, checkpoint_metadata(data_));
+      append_epoch_log(path("log.jsonl"), line, state_.epoch);
       save_checkpoint(path("checkpoint.safetensors"));
       saved_epoch_ = state_.epoch;
     } catch (const IoError& e) {
@@ -469,60 +338,9 @@ class Trainer {
 
   static void copy_values(TensorView<const T> from, TensorView<T> to) { std::copy(from.data, from.data + from.numel(), to.data); }
 
-  std::vector<Example> build_examples() const {
-    std::vector<Example> examples;
-    bool per_prefix = model_.config().backbone == Backbone::sasrec && model_.config().objective == Objective::last;
-    for (size_t u = 0; u < train_sequences_.size(); ++u) {
-      int32_t length = int32_t(train_sequences_[u].size());
-      if (per_prefix) {
-        for (int32_t end = 1; end < length; ++end) examples.push_back({int32_t(u), end});
-      } else if (model_.config().backbone == Backbone::bert4rec) {
-        if (length >= 2) examples.push_back({int32_t(u), length});
-      } else {
-        for (int32_t end : window_ends(length, int32_t(model_.config().max_len), options_.all_windows))
-          examples.push_back({int32_t(u), end});
-      }
-    }
-    return examples;
-  }
-
-  // Fill ids and targets of one batch; BERT4Rec masks positions with the run's Rng.
-  void fill_batch(std::span<const Example> batch, TensorView<int32_t> ids, TensorView<int32_t> targets) {
-    const EulerFormerConfig& c = model_.config();
-    int64_t N = c.max_len;
-    std::fill(ids.begin(), ids.end(), 0);
-    std::fill(targets.begin(), targets.end(), 0);
-    for (size_t b = 0; b < batch.size(); ++b) {
-      std::span<const int32_t> seq = train_sequences_[size_t(batch[b].user)];
-      int32_t* row = ids.data + int64_t(b) * N;
-      if (c.backbone == Backbone::bert4rec) {  // the last N items, each masked with probability mask_ratio
-        const int64_t keep = fill_history(seq, N, row);
-        int32_t* target_row = targets.data + int64_t(b) * N;
-        int64_t masked = 0;
-        for (int64_t j = 0; j < keep; ++j) {
-          if (rng_.uniform() < c.mask_ratio) {
-            target_row[j] = row[j];
-            row[j] = c.mask_token();
-            ++masked;
-          }
-        }
-        if (masked == 0) {  // at least one prediction per list
-          int64_t j = int64_t(rng_.below(uint64_t(keep)));
-          target_row[j] = row[j];
-          row[j] = c.mask_token();
-        }
-      } else if (c.objective == Objective::all) {
-        fill_window(seq.first(size_t(batch[b].end)), N, row, targets.data + int64_t(b) * N);
-      } else {  // one prefix: the N items before `end`, then the item at `end` as the target
-        fill_history(seq.first(size_t(batch[b].end)), N, row);
-        targets.data[b] = seq[size_t(batch[b].end)];
-      }
-    }
-  }
-
   nlohmann::json train_epoch() {
     const EulerFormerConfig& c = model_.config();
-    std::vector<Example> examples = build_examples();
+    std::vector<Example> examples = training_examples(c, train_sequences_, options_.all_windows);
     rng_.shuffle(examples);
     // Buffers for the batches there are: --batch-size 2147483647 on 6,040 examples allocates 6,040 rows.
     int64_t B = std::clamp<int64_t>(int64_t(examples.size()), 1, options_.batch_size), N = c.max_len;
@@ -530,7 +348,7 @@ class Trainer {
     double loss_sum = 0, ce_sum = 0, con_sum = 0;
     int64_t steps = 0, done = 0, total = int64_t(examples.size());
     auto start = std::chrono::steady_clock::now();
-    last_progress_ = start;
+    EpochProgress progress(state_.epoch + 1, total, options_.progress_every, options_.progress);
     Tape<T> tape;
     Context<T> ctx{tape, model_.parameters(), /*dropout_on=*/true, rng_};
     Tensor<int32_t> ids_buffer({B, N});  // reused by every batch (the last may use fewer rows)
@@ -541,7 +359,7 @@ class Trainer {
       int64_t count = std::min(B, total - first);
       TensorView<int32_t> ids{Shape{count, N}, ids_buffer.data()};
       TensorView<int32_t> targets{per_position ? Shape{count, N} : Shape{count}, targets_buffer.data()};
-      fill_batch(std::span<const Example>(examples).subspan(size_t(first), size_t(count)), ids, targets);
+      fill_batch(c, train_sequences_, std::span<const Example>(examples).subspan(size_t(first), size_t(count)), rng_, ids, targets);
       if (backend_) {  // the step on another device (CUDA); a non-finite loss stops the run there
         std::array<double, 3> l = backend_->step({ids, targets}, rng_, adam_.config());
         if (!std::isfinite(l[0]))
@@ -552,7 +370,7 @@ class Trainer {
         con_sum += l[2];
         ++steps;
         done += count;
-        progress(done, total, start);
+        progress.update(done);
         continue;
       }
       RngState before = rng_.state();
@@ -585,11 +403,11 @@ class Trainer {
       con_sum += losses[2];
       ++steps;
       done += count;
-      progress(done, total, start);
+      progress.update(done);
     }
     if (backend_) backend_->end_epoch(model_.parameters(), adam_);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (options_.progress && isatty(2)) std::fprintf(stderr, "\r%80s\r", "");
+    progress.finish();
     double n = double(std::max<int64_t>(1, steps));
     nlohmann::json line = {{"loss", loss_sum / n}, {"loss_ce", ce_sum / n}, {"loss_con", con_sum / n}, {"seconds", seconds},
                            {"seq_per_s", double(total) / std::max(seconds, 1e-9)}, {"examples", total}};
@@ -672,22 +490,6 @@ class Trainer {
     return metrics;
   }
 
-  // After training over several processes: every rank's parameters must be the same bits. Returns
-  // {"processes": P, "parameter_checksum": hash}, or throws naming the ranks that differ from rank 0.
-  nlohmann::json check_replicas() const {
-    const TensorView<T> v = model_.parameters().values();
-    const uint64_t mine = fnv1a(v.data, size_t(v.numel()) * sizeof(T));
-    const int64_t as_signed = int64_t(mine);
-    std::vector<int64_t> all = group_->gather(std::span<const int64_t>(&as_signed, 1));
-    std::string differ;
-    for (size_t r = 1; r < all.size(); ++r)
-      if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
-    if (!differ.empty()) throw std::runtime_error("the model replicas differ after training: rank(s) " + differ + " against rank 0");
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(mine));
-    return {{"processes", group_->size()}, {"parameter_checksum", hex}};
-  }
-
   bool writes() const { return !options_.out_dir.empty() && (!group_ || group_->rank() == 0); }
 
   // A step's loss or gradients are not finite: replay it (same batch, same Rng draws) keeping every
@@ -722,57 +524,6 @@ class Trainer {
     return ". Training stopped" + std::string(options_.out_dir.empty() ? "" : " before the first checkpoint") + advice;
   }
 
-  // In-epoch progress (train/progress.hpp): a bar on a terminal, else a line every progress_every seconds.
-  void progress(int64_t done, int64_t total, std::chrono::steady_clock::time_point start) {
-    if (!options_.progress) return;
-    auto now = std::chrono::steady_clock::now();
-    double elapsed = std::chrono::duration<double>(now - start).count();
-    if (!isatty(2)) {
-      if (options_.progress_every <= 0 || done >= total ||
-          std::chrono::duration<double>(now - last_progress_).count() < options_.progress_every)
-        return;
-      last_progress_ = now;
-      std::fprintf(stderr, "%s\n", progress_line(state_.epoch + 1, done, total, elapsed).c_str());
-      return;
-    }
-    double rate = double(done) / std::max(elapsed, 1e-9);
-    int width = 30, filled = int(double(width) * double(done) / double(std::max<int64_t>(1, total)));
-    std::fprintf(stderr, "\repoch %d [%.*s%*s] %3d%% %8.0f seq/s ETA %-8s", state_.epoch + 1, filled,
-                 "==============================", width - filled, "", int(100 * done / std::max<int64_t>(1, total)), rate,
-                 format_duration(double(total - done) / std::max(rate, 1e-9)).c_str());
-    std::fflush(stderr);
-  }
-
-  void report_epoch(const nlohmann::json& line) const {
-    if (!options_.verbose) return;
-    std::fprintf(stderr, "epoch %3d  loss %.4f (ce %.4f, con %.3g)  valid ndcg@10 %.4f hr@10 %.4f  %.1f s, %.0f seq/s%s\n",
-                 line["epoch"].get<int>(), line["loss"].get<double>(), line["loss_ce"].get<double>(),
-                 line["loss_con"].get<double>(), line["valid_ndcg@10"].get<double>(), line["valid_hr@10"].get<double>(),
-                 line["seconds"].get<double>(), line["seq_per_s"].get<double>(),
-                 line["best_epoch"].get<int>() == line["epoch"].get<int>() ? "  *" : "");
-    if (line.contains("skipped_steps"))
-      std::fprintf(stderr, "epoch %3d  skipped %lld non-finite steps\n", line["epoch"].get<int>(), line["skipped_steps"].get<long long>());
-  }
-
-  void append_log(const nlohmann::json& line) const {
-    // The log is rewritten whole each epoch (atomically), so a crash never leaves a torn line. It is
-    // written before the checkpoint, and keeps only the lines of earlier epochs, so a run killed
-    // between the two and resumed from the previous checkpoint logs each epoch once.
-    std::string old, text;
-    try {
-      old = read_file(path("log.jsonl"));
-    } catch (const IoError&) {
-    }
-    for (size_t start = 0, end; (end = old.find('\n', start)) != std::string::npos; start = end + 1) {
-      nlohmann::json earlier = nlohmann::json::parse(old.begin() + std::ptrdiff_t(start), old.begin() + std::ptrdiff_t(end),
-                                                     nullptr, /*allow_exceptions=*/false);
-      if (earlier.is_object() && earlier.contains("epoch") && earlier["epoch"].is_number_integer() &&
-          earlier["epoch"].get<int>() < state_.epoch)
-        text.append(old, start, end - start + 1);
-    }
-    write_file_atomically(path("log.jsonl"), text + json_text(line) + "\n");
-  }
-
   TrainOptions options_;
   const Dataset& data_;
   Split split_;
@@ -784,7 +535,6 @@ class Trainer {
   int saved_epoch_ = 0;       // the epoch of the last checkpoint this run wrote (0: none)
   std::string resumed_from_;  // the checkpoint resume() read
   std::string command_;       // recorded in result.json
-  std::chrono::steady_clock::time_point last_progress_{};  // when progress() last wrote a plain line
   Tensor<T> best_;
   StepBackend<T>* backend_ = nullptr;
   ProcessGroup* group_ = nullptr;
