@@ -34,6 +34,8 @@
 #include <utility>
 #include <vector>
 
+#include "euler/core/no_grad.hpp"
+#include "euler/core/pool.hpp"
 #include "euler/core/shape.hpp"
 #include "euler/cuda/device_math.hpp"
 
@@ -103,56 +105,20 @@ class DeviceBuffer {
   void* data_ = nullptr;
 };
 
-// Recycled device buffers keyed by size, as core/buffer_pool.hpp: after the first step a training step
-// makes no device allocation. release_all() gives everything back without freeing.
+// The device's memory for Pool (core/pool.hpp), 256-byte aligned (cudaMalloc's own alignment).
 template <class Device>
-class DevicePool {
- public:
-  explicit DevicePool(Device& device) : device_(device) {}
-  DevicePool(const DevicePool&) = delete;
-  DevicePool& operator=(const DevicePool&) = delete;
-  ~DevicePool() {
-    release_all();
-    for (auto& [bytes, list] : free_)
-      for (void* p : list) device_.release(p);
-  }
-  template <class U>
-  U* acquire(int64_t count) {
-    size_t bytes = (size_t(count) * sizeof(U) + 255) / 256 * 256;  // 256: cudaMalloc's own alignment
-    if (bytes == 0) bytes = 256;
-    auto& list = free_[bytes];
-    void* p;
-    if (!list.empty()) {
-      p = list.back();
-      list.pop_back();
-    } else {
-      p = device_.allocate(bytes);
-      reserved_bytes_ += bytes;
-    }
-    in_use_.emplace_back(p, bytes);
-    return static_cast<U*>(p);
-  }
-  void release(void* p) {
-    for (size_t i = in_use_.size(); i-- > 0;)
-      if (in_use_[i].first == p) {
-        free_[in_use_[i].second].push_back(p);
-        in_use_[i] = in_use_.back();
-        in_use_.pop_back();
-        return;
-      }
-  }
-  void release_all() {
-    for (auto& [p, bytes] : in_use_) free_[bytes].push_back(p);
-    in_use_.clear();
-  }
-  size_t reserved_bytes() const { return reserved_bytes_; }
-
- private:
-  Device& device_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  std::vector<std::pair<void*, size_t>> in_use_;
-  size_t reserved_bytes_ = 0;
+struct DeviceMemory {
+  static constexpr size_t alignment = 256;
+  DeviceMemory(Device& d) : device(&d) {}  // NOLINT: implicit, as in DevicePool<Device> pool(device)
+  void* allocate(size_t bytes) { return device->allocate(bytes); }
+  void release(void* p) { device->release(p); }
+  Device* device;
 };
+
+// Recycled device buffers keyed by size, the CPU tape's pool over device memory: after the first step a
+// training step makes no device allocation. release_all() gives everything back without freeing.
+template <class Device>
+using DevicePool = Pool<DeviceMemory<Device>>;
 
 template <class Device>
 class DeviceTape;
@@ -357,18 +323,8 @@ class DeviceTape {
   bool grad_enabled_ = true;
 };
 
-// Turns recording off for its lifetime (inference).
+// Turns recording off for its lifetime (inference), as NoGrad does for the CPU tape.
 template <class Device>
-class DeviceNoGrad {
- public:
-  explicit DeviceNoGrad(DeviceTape<Device>& tape) : tape_(tape), previous_(tape.grad_enabled()) { tape.set_grad_enabled(false); }
-  ~DeviceNoGrad() { tape_.set_grad_enabled(previous_); }
-  DeviceNoGrad(const DeviceNoGrad&) = delete;
-  DeviceNoGrad& operator=(const DeviceNoGrad&) = delete;
-
- private:
-  DeviceTape<Device>& tape_;
-  bool previous_;
-};
+using DeviceNoGrad = NoGradScope<DeviceTape<Device>>;
 
 }  // namespace euler::gpu

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "euler/core/buffer_pool.hpp"
+#include "euler/core/no_grad.hpp"
 #include "euler/core/parallel.hpp"
 #include "euler/core/tensor.hpp"
 
@@ -281,16 +282,6 @@ class Tape {
 
 // Turns recording off for its lifetime (evaluation), restoring the previous state after.
 template <class T>
-class NoGrad {
- public:
-  explicit NoGrad(Tape<T>& tape) : tape_(tape), previous_(tape.grad_enabled()) { tape.set_grad_enabled(false); }
-  ~NoGrad() { tape_.set_grad_enabled(previous_); }
-  NoGrad(const NoGrad&) = delete;
-  NoGrad& operator=(const NoGrad&) = delete;
-
- private:
-  Tape<T>& tape_;
-  bool previous_;
-};
+using NoGrad = NoGradScope<Tape<T>>;
 
 }  // namespace euler
