@@ -8,7 +8,8 @@
 #
 # Installs what is missing (python3-torch, OpenBLAS with OpenMP, jemalloc) and builds euler-bench in
 # build/. PyTorch is run at its best on this machine: Debian's python3-torch with OpenBLAS instead of
-# the reference BLAS, OPENBLAS_CORETYPE=SkylakeX (AVX-512 kernels; the environment sets Haswell),
+# the reference BLAS, on AVX-512 CPUs OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 does not know Zen 4
+# and 5, and falls back to its AVX2 kernels there; elsewhere its own detection picks the kernels),
 # jemalloc (glibc malloc costs it 10-20% at B = 4096) keeping the pages it frees (its default decay
 # cost it up to 3x where page faults are slow), and the same thread count (its default is 1).
 # Each round runs euler, then PyTorch with the authors' dropout, then PyTorch with its cheapest masks
@@ -47,14 +48,17 @@ cmake --build build -j "$(nproc)" --target euler-bench >/dev/null
 blas_dir=$(dirname "$(find /usr/lib -path '*openblas-openmp*' -name 'libblas.so.3' | head -n 1)")
 jemalloc=$(find /usr/lib -name 'libjemalloc.so.2' | head -n 1)
 export OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=passive
+# SkylakeX's kernels need AVX-512 (on an AVX2 CPU they would stop with an illegal instruction).
+coretype=()
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && coretype=(OPENBLAS_CORETYPE=SkylakeX)
 # jemalloc keeps the pages it frees (no decay): its default gives large blocks back to the system at
 # once, and each step then faults in fresh pages, which on CPU type B cost PyTorch 3x at B = 256 and 7x
 # at inference (docs/performance.md). euler reuses its own buffers, so this is PyTorch's best too.
-torch_env=(env LD_LIBRARY_PATH="$blas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" OPENBLAS_CORETYPE=SkylakeX
+torch_env=(env LD_LIBRARY_PATH="$blas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "${coretype[@]}"
            LD_PRELOAD="$jemalloc" MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1" OPENBLAS_NUM_THREADS="$threads")
 log="bench/compare-$(date +%Y%m%d-%H%M%S).jsonl"
 echo "compare.sh: $(nproc) cores, $threads threads, $rounds rounds, B=$batches N=$lens d=$dims ${args[*]}; JSON lines in $log"
-echo "compare.sh: PyTorch $("${torch_env[@]}" /usr/bin/python3 -c 'import torch; print(torch.__version__)'), BLAS $blas_dir"
+echo "compare.sh: PyTorch $("${torch_env[@]}" /usr/bin/python3 -c 'import torch; print(torch.__version__)'), BLAS $blas_dir ${coretype[*]:-(OpenBLAS detects the CPU)}"
 
 # One process per configuration and side, so that each peak RSS is that configuration's own.
 for ((r = 1; r <= rounds; ++r)); do
