@@ -7,6 +7,7 @@
 
 #include <euler/eulerformer.hpp>
 
+#include <algorithm>
 #include <random>
 
 using namespace euler;
@@ -191,6 +192,36 @@ TEST_CASE("fused layer: the same bits for a given thread count, and the same val
   }
   CHECK(a.total == doctest::Approx(b.total).epsilon(1e-12));
   for (size_t i = 0; i < a.grads.size(); ++i) REQUIRE(std::abs(a.grads[i] - b.grads[i]) < 1e-10);
+}
+
+TEST_CASE("fused layer in float: kept intermediates, written in place, give the bits of recomputed ones") {
+  // Forward writes what backward reads straight into the layer's kept memory, one block per tile and
+  // matrix (fused_detail::bind_kept), or into the tile's own memory when nothing is kept. Odd sizes
+  // (hidden 12, 7 positions, 2 x 3 x 7 attention rows) put the blocks at every offset a missing pad or
+  // an overlap would show; float is the precision training runs in.
+  EulerFormerConfig c = small_config(Backbone::sasrec, PosScheme::euler, 7);
+  c.hidden_size = 12;
+  c.inner_size = 20;
+  EulerFormer<float> model(c, 5);
+  model.set_fused(true);
+  RandomBatch rb = random_batch(c, 61, 8);
+  std::vector<float> totals, grads[2];
+  for (int keep : {1, 0}) {
+    model.set_keep_bytes(keep ? FusedLayerSpec{}.keep_bytes : 0);
+    Parameters<float>& p = model.parameters();
+    p.zero_grad();
+    Tape<float> tape;
+    Rng rng(21);
+    Context<float> ctx{tape, p, true, rng};
+    Losses<float> l = model.loss(ctx, rb.batch());
+    tape.backward(l.total);
+    totals.push_back(l.total.value()[0]);
+    grads[keep].assign(p.grads().begin(), p.grads().end());
+  }
+  model.set_keep_bytes(FusedLayerSpec{}.keep_bytes);
+  CHECK(totals[0] == totals[1]);
+  CHECK(grads[0] == grads[1]);
+  CHECK(std::any_of(grads[1].begin(), grads[1].end(), [](float g) { return std::abs(g) > 1e-3f; }));
 }
 
 TEST_CASE("fused layer: scores in evaluation equal the composed model's") {

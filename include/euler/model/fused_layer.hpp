@@ -5,7 +5,7 @@
 // [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, and each op is a pass over main
 // memory (docs/performance.md). This node does the same arithmetic on tiles of L lists (L N ~ 256 rows),
 // whose intermediates fit in the core's L2 cache. When what backward reads fits the spec's keep_bytes,
-// each tile copies it to tape memory and backward reads it back; otherwise (large batches) the node keeps
+// each tile writes it straight into tape memory and backward reads it there; otherwise (large batches) the node keeps
 // nothing but its output and backward recomputes a tile's forward before backpropagating through it.
 // Values, gradients and random draws are those of the composed layer (tests compare them in double
 // precision), which stays the readable definition and serves the study tools (Trace) and the
@@ -109,7 +109,7 @@ void fused_layer_backward(const FusedLayerPlan<T>& p, const T* dout, T d_contras
         const int64_t b0 = i * p.L, b1 = std::min(p.B, (i + 1) * p.L);
         Tile<T>& tile = thread_tile(p, b0, b1);
         if (p.kept) load_tile(p, tile, b0, b1, p.kept + i * p.kept_per_tile);
-        else forward_tile(p, tile, b0, b1, tile_out.data(), static_cast<T*>(nullptr));
+        else forward_tile(p, tile, b0, b1, tile_out.data(), static_cast<T*>(nullptr), static_cast<T*>(nullptr));
         backward_tile(p, tile, dout + b0 * Qn * D, d_contrastive, dx, grads[size_t(c)]);
       }
   });
@@ -161,8 +161,8 @@ FusedLayerOutputs<T> fused_layer(const Context<T>& ctx, const FusedLayerSpec& sp
   parallel_for(tiles, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       fused_detail::Tile<T>& tile = fused_detail::thread_tile(p, i * p.L, std::min(B, (i + 1) * p.L));
-      forward_tile(p, tile, i * p.L, std::min(B, (i + 1) * p.L), out.data + i * p.L * Qn * D, spec.contrastive ? per_list.data : nullptr);
-      if (p.kept) fused_detail::save_tile(p, tile, p.kept + i * p.kept_per_tile);
+      forward_tile(p, tile, i * p.L, std::min(B, (i + 1) * p.L), out.data + i * p.L * Qn * D, spec.contrastive ? per_list.data : nullptr,
+                   p.kept ? p.kept + i * p.kept_per_tile : nullptr);
     }
   });
   if (!spec.contrastive) {

@@ -13,8 +13,9 @@
 #include <array>
 #include <cassert>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "euler/model/config.hpp"
@@ -111,8 +112,8 @@ Eigen::Map<const ArrayRow<T>> row(Var<T> v, int64_t n) {
 }
 
 // y = x W^T + b over the rows of a tile: x [R, in], W [out, in], b [out].
-template <class T, class X>
-void linear_rows(const X& x, Var<T> W, Var<T> b, Matrix<T>& y) {
+template <class T, class X, class Y>
+void linear_rows(const X& x, Var<T> W, Var<T> b, Y& y) {
   const int64_t out = W.size(0), in = W.size(1);
   y.resize(x.rows(), out);
   y.noalias() = x * mat(W, out, in).transpose();
@@ -138,20 +139,27 @@ struct Tile {
   }
   // The row of q holding list l's first query (at position `first` of the list).
   int64_t q_row(int64_t l, int64_t first) const { return sparse ? l * Qn : l * (R / lists) + first; }
+  // What backward reads (for_each_kept) lives in one block of memory, the layer's kept memory for this
+  // tile or the tile's own (bind_kept): forward writes it where backward will read it, with no copy.
+  using Kept = MatrixMapM<T>;
+  Kept q{nullptr, 0, 0}, k{nullptr, 0, 0}, v{nullptr, 0, 0};  // [Rq, D], [R, D], [R, D] projections
+  Kept q_rot{nullptr, 0, 0}, k_rot{nullptr, 0, 0};            // the same after the rotation (euler, rope)
+  Kept arg_q{nullptr, 0, 0}, arg_k{nullptr, 0, 0};            // [Rq, D/2], [R, D/2] arg q, arg k (euler)
+  Kept phase_q{nullptr, 0, 0}, phase_k{nullptr, 0, 0};        // theta_q, theta_k (euler), as arg_q, arg_k
+  Kept probs{nullptr, 0, 0};                                  // [lists H Qn, N] softmax rows, Qn queries per list
+  Kept context{nullptr, 0, 0};                                // [Q, D]
+  Kept z1{nullptr, 0, 0}, h1{nullptr, 0, 0};                  // [Q, D] dropout(dense) + x, LN1 of it
+  Kept z2{nullptr, 0, 0};                                     // [Q, D] dropout(f2) + h1
+  Kept stats1{nullptr, 0, 0}, stats2{nullptr, 0, 0};          // [Q, 2] the two LayerNorms' mean and 1/sd
+  Kept a1{nullptr, 0, 0}, f{nullptr, 0, 0};                   // [Q, I] h1 W1^T + b1 and act(a1)
+  Kept contrastive_probs{nullptr, 0, 0};                      // [lists 2 N, N]
+  AlignedVector<T> own;                                       // the kept values when the layer keeps none
+  // Not kept:
   Matrix<T> x_q;                             // [Q, D] x at the query rows
-  Matrix<T> q, k, v;                         // [Rq, D], [R, D], [R, D] projections
-  Matrix<T> q_rot, k_rot;                    // the same after the rotation (euler, rope)
-  Matrix<T> arg_q, arg_k;                    // [Rq, D/2], [R, D/2] arg q, arg k (euler)
-  Matrix<T> phase_q, phase_k;                // theta_q, theta_k (euler), as arg_q, arg_k
   Matrix<T> angle_q;                         // [Q, D/2] alpha at each query row (euler, sparse queries)
-  Matrix<T> probs;                           // [lists H Qn, N] softmax rows, Qn queries per list
-  Matrix<T> probs_kept;                      // the same after attention dropout
-  Matrix<T> context;                         // [Q, D]
+  Matrix<T> probs_kept;                      // probs after attention dropout (the mask is drawn again)
   Matrix<T> dense;                           // [Q, D] context Wd^T + bd
-  Matrix<T> z1, h1, stats1;                  // [Q, D] dropout(dense) + x, LN1 of it; [Q, 2]
-  Matrix<T> a1, f;                           // [Q, I] h1 W1^T + b1 and act(a1)
-  Matrix<T> f2, z2, stats2;                  // [Q, D] f W2^T + b2, dropout(f2) + h1; [Q, 2]
-  AlignedVector<T> contrastive_probs;        // [lists, 2, N, N]
+  Matrix<T> f2;                              // [Q, D] f W2^T + b2
   ContrastiveOperands<T> operands;
   ContrastiveGradScratch<T> grad_scratch;
   // backward
@@ -211,15 +219,15 @@ void rope_rows(const FusedLayerPlan<T>& p, const T* src, T* dst, int64_t rows, P
 // The attention weights after dropout: probs itself while no dropout is on (scoring, or dropout 0), else
 // probs_kept = dropout(probs), list by list and head by head (mask elements indexed in [B, H, Qn, N]).
 template <class T>
-const Matrix<T>& keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
+MatrixMapC<T> keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
   const T attn_p = p.dropout_on ? T(p.spec.attn_dropout) : T(0);
-  if (attn_p == 0) return t.probs;
   const int64_t rows = t.probs.rows(), N = p.N, Qn = p.queries_per_list();
+  if (attn_p == 0) return MatrixMapC<T>(t.probs.data(), rows, N);
   t.probs_kept.resize(rows, N);
   // The tile's rows are lists b0.. times heads times queries, contiguous in [B, H, Qn, N].
   apply_dropout<false>(p.attn_mask, t.b0 * p.spec.H * Qn * N, t.probs.data(), t.probs_kept.data(), rows * N,
                        T(1) / (T(1) - attn_p));
-  return t.probs_kept;
+  return MatrixMapC<T>(t.probs_kept.data(), rows, N);
 }
 
 // The intermediates backward_tile reads, with their shapes in a tile of `lists` lists, in a fixed order
@@ -227,6 +235,7 @@ const Matrix<T>& keep_probs(const FusedLayerPlan<T>& p, Tile<T>& t) {
 // it is probs with the dropout mask applied again (keep_probs).
 template <class T, class F>
 void for_each_kept(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t lists, F&& f) {
+  using Kept = typename Tile<T>::Kept;
   const FusedLayerSpec& s = p.spec;
   const int64_t R = lists * p.N, Q = lists * p.queries_per_list(), Rq = p.sparse_queries() ? Q : R, D = s.D, half = D / 2;
   f(t.q, Rq, D);
@@ -241,45 +250,54 @@ void for_each_kept(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t lists, F&& f)
     for (auto* m : {&t.arg_k, &t.phase_k}) f(*m, R, half);
   }
   f(t.probs, lists * s.H * p.queries_per_list(), p.N);
-  for (auto* m : {&t.context, &t.z1, &t.h1, &t.z2}) f(*m, Q, D);
+  for (Kept* m : {&t.context, &t.z1, &t.h1, &t.z2}) f(*m, Q, D);
   f(t.stats1, Q, 2);
   f(t.stats2, Q, 2);
   f(t.a1, Q, s.I);
   f(t.f, Q, s.I);
+  if (s.contrastive) f(t.contrastive_probs, lists * 2 * p.N, p.N);
 }
 
-// Values one tile of `lists` lists keeps (the contrastive softmax rows included).
+// Each kept matrix starts on a 64-byte boundary (16 floats, 8 doubles), as Eigen's own matrices do, so
+// that vectorised sums over it split into the same packets wherever the block lies (the same bits).
+template <class T>
+constexpr int64_t padded(int64_t values) {
+  constexpr int64_t step = 64 / int64_t(sizeof(T));
+  return (values + step - 1) / step * step;
+}
+
+// Values one tile of `lists` lists keeps (the contrastive softmax rows included), padded as above.
 template <class T>
 int64_t kept_values(const FusedLayerPlan<T>& p, int64_t lists) {
   Tile<T> t;
   int64_t total = 0;
-  for_each_kept(p, t, lists, [&](Matrix<T>&, int64_t rows, int64_t cols) { total += rows * cols; });
-  if (p.spec.contrastive) total += lists * 2 * p.N * p.N;
+  for_each_kept(p, t, lists, [&](auto&, int64_t rows, int64_t cols) { total += padded<T>(rows * cols); });
   return total;
 }
 
-// Copy a tile's intermediates to dst (kept_values(p, t.lists) values), or back from src into t.
+// Point the tile's kept matrices at `block` (kept_values(p, t.lists) values, 64-byte aligned): the
+// layer's kept memory for this tile, or the tile's own when the layer keeps nothing (block null).
 template <class T>
-void save_tile(const FusedLayerPlan<T>& p, Tile<T>& t, T* dst) {
-  for_each_kept(p, t, t.lists, [&](Matrix<T>& m, int64_t rows, int64_t cols) {
-    assert(m.rows() == rows && m.cols() == cols);
-    std::memcpy(dst, m.data(), sizeof(T) * size_t(rows * cols));
-    dst += rows * cols;
-  });
-  if (p.spec.contrastive) std::memcpy(dst, t.contrastive_probs.data(), sizeof(T) * size_t(t.lists * 2 * p.N * p.N));
-}
-template <class T>
-void load_tile(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t b0, int64_t b1, const T* src) {
-  t.start(p, b0, b1);
-  for_each_kept(p, t, t.lists, [&](Matrix<T>& m, int64_t rows, int64_t cols) {
-    m.resize(rows, cols);
-    std::memcpy(m.data(), src, sizeof(T) * size_t(rows * cols));
-    src += rows * cols;
-  });
-  if (p.spec.contrastive) {
-    t.contrastive_probs.resize(size_t(t.lists * 2 * p.N * p.N));
-    std::memcpy(t.contrastive_probs.data(), src, sizeof(T) * t.contrastive_probs.size());
+void bind_kept(const FusedLayerPlan<T>& p, Tile<T>& t, T* block) {
+  if (!block) {  // the tile's own memory, aligned to 64 bytes here (Eigen's allocator aligns to 16 or 32 without AVX-512)
+    constexpr int64_t step = padded<T>(1);
+    t.own.resize(size_t(kept_values(p, t.lists) + step));
+    const int64_t misaligned = int64_t(reinterpret_cast<uintptr_t>(t.own.data()) % 64) / int64_t(sizeof(T));
+    block = t.own.data() + (step - misaligned) % step;
   }
+  assert(reinterpret_cast<uintptr_t>(block) % 64 == 0);
+  for_each_kept(p, t, t.lists, [&](auto& m, int64_t rows, int64_t cols) {
+    using Kept = std::remove_reference_t<decltype(m)>;
+    new (&m) Kept(block, rows, cols);  // Eigen's way to point a Map elsewhere
+    block += padded<T>(rows * cols);
+  });
+}
+
+// Backward from a kept tile: lists [b0, b1) whose forward_tile wrote into src.
+template <class T>
+void load_tile(const FusedLayerPlan<T>& p, Tile<T>& t, int64_t b0, int64_t b1, T* src) {
+  t.start(p, b0, b1);
+  bind_kept(p, t, src);
   keep_probs(p, t);
 }
 
@@ -334,7 +352,7 @@ std::pair<T, T> hidden_dropout(const FusedLayerPlan<T>& p) {
 }
 // into += dropout(y) over the tile's [Q, D] rows: elements b0 Qn D .. of the masked [B, Qn, D].
 template <class T>
-void add_hidden_dropout(const FusedLayerPlan<T>& p, const Tile<T>& t, const Matrix<T>& y, const DropoutMask& mask, Matrix<T>& into) {
+void add_hidden_dropout(const FusedLayerPlan<T>& p, const Tile<T>& t, const Matrix<T>& y, const DropoutMask& mask, MatrixMapM<T> into) {
   const auto [hidden_p, keep] = hidden_dropout(p);
   if (hidden_p == 0) {
     into += y;
@@ -432,7 +450,6 @@ void rotation_forward(const FusedLayerPlan<T>& p, Tile<T>& t, T* contrastive_per
   if (!s.contrastive) return;
   const T inv_tep = T(1 / s.tep);
   const bool masked = s.contrastive_mode == ContrastiveMode::masked;
-  t.contrastive_probs.resize(size_t(t.lists * 2 * N * N));
   for (int64_t l = 0; l < t.lists; ++l) {
     const int64_t b = t.b0 + l;
     T total = 0;
@@ -529,7 +546,7 @@ void attention_forward(const FusedLayerPlan<T>& p, Tile<T>& t) {
       }
     }
   }
-  const Matrix<T>& probs_kept = keep_probs(p, t);
+  MatrixMapC<T> probs_kept = keep_probs(p, t);
   for (int64_t l = 0; l < t.lists; ++l)
     for (int64_t hh = 0; hh < H; ++hh)
       t.context.block(l * Qn, hh * dh, Qn, dh).noalias() = probs_kept.middleRows((l * H + hh) * Qn, Qn) * t.v.block(l * N, hh * dh, N, dh);
@@ -547,7 +564,7 @@ void attention_backward(const FusedLayerPlan<T>& p, Tile<T>& t) {
   t.dk_rot.setZero(t.R, D);
   t.dv.setZero(t.R, D);
   t.dprobs.resize(Qn, N);
-  const Matrix<T>& probs_kept = attn_p > 0 ? t.probs_kept : t.probs;  // as attention_forward or load_tile left them
+  MatrixMapC<T> probs_kept(attn_p > 0 ? t.probs_kept.data() : t.probs.data(), t.probs.rows(), N);  // as attention_forward or load_tile left them
   for (int64_t l = 0; l < t.lists; ++l) {
     const int64_t b = t.b0 + l, first = t.q_row(l, p.first_query(b));  // the list's first row of q
     for (int64_t hh = 0; hh < H; ++hh) {
@@ -642,12 +659,14 @@ void feed_forward_backward(const FusedLayerPlan<T>& p, Tile<T>& t, const T* dout
 // ---- one tile: the blocks in order, and in reverse ------------------------------------------------
 
 // Lists [b0, b1): the tile's output rows [Q, D] go to out_tile; per-list contrastive sums (when on) to
-// contrastive_per_list[b] (null: not wanted).
+// contrastive_per_list[b] (null: not wanted); what backward reads to kept (kept_values(p, b1 - b0)
+// values, or null: the tile's own memory).
 template <class T>
 void forward_tile(const FusedLayerPlan<T>& p, fused_detail::Tile<T>& t, int64_t b0, int64_t b1, T* out_tile,
-                  T* contrastive_per_list) {
+                  T* contrastive_per_list, T* kept) {
   using namespace fused_detail;
   t.start(p, b0, b1);
+  bind_kept(p, t, kept);
   MatrixMapC<T> x(p.x.value().data + b0 * p.N * p.spec.D, t.R, p.spec.D);  // [R, D]
   gather_query_rows(p, t, x);
   qkv_forward(p, t, x);
