@@ -197,8 +197,9 @@ TEST_CASE("fused layer: the same bits for a given thread count, and the same val
 TEST_CASE("fused layer in float: kept intermediates, written in place, give the bits of recomputed ones") {
   // Forward writes what backward reads straight into the layer's kept memory, one block per tile and
   // matrix (fused_detail::bind_kept), or into the tile's own memory when nothing is kept. Odd sizes
-  // (hidden 12, 7 positions, 2 x 3 x 7 attention rows) put the blocks at every offset a missing pad or
-  // an overlap would show; float is the precision training runs in.
+  // (hidden 12, 7 positions, 61 lists: a full tile and a shorter last one) make blocks that are not
+  // whole SIMD packets; a block overlapping the next, or bound to another tile's memory, changes the
+  // bits. Float is the precision training runs in.
   EulerFormerConfig c = small_config(Backbone::sasrec, PosScheme::euler, 7);
   c.hidden_size = 12;
   c.inner_size = 20;

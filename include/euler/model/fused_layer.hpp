@@ -5,8 +5,9 @@
 // [B, N, D] or [B, H, N, N] tensor: at B = 256 every one is megabytes, and each op is a pass over main
 // memory (docs/performance.md). This node does the same arithmetic on tiles of L lists (L N ~ 256 rows),
 // whose intermediates fit in the core's L2 cache. When what backward reads fits the spec's keep_bytes,
-// each tile writes it straight into tape memory and backward reads it there; otherwise (large batches) the node keeps
-// nothing but its output and backward recomputes a tile's forward before backpropagating through it.
+// each tile writes it straight into tape memory and backward reads it there; otherwise (large batches)
+// the node keeps nothing but its output and backward recomputes a tile's forward before
+// backpropagating through it.
 // Values, gradients and random draws are those of the composed layer (tests compare them in double
 // precision), which stays the readable definition and serves the study tools (Trace) and the
 // configurations this node leaves out (learnable frequencies).

@@ -279,7 +279,7 @@ int64_t kept_values(const FusedLayerPlan<T>& p, int64_t lists) {
 // layer's kept memory for this tile, or the tile's own when the layer keeps nothing (block null).
 template <class T>
 void bind_kept(const FusedLayerPlan<T>& p, Tile<T>& t, T* block) {
-  if (!block) {  // the tile's own memory, aligned to 64 bytes here (Eigen's allocator aligns to 16 or 32 without AVX-512)
+  if (!block) {  // the tile's own memory, aligned here: Eigen's allocator gives 16 or 32 bytes without AVX-512
     constexpr int64_t step = padded<T>(1);
     t.own.resize(size_t(kept_values(p, t.lists) + step));
     const int64_t misaligned = int64_t(reinterpret_cast<uintptr_t>(t.own.data()) % 64) / int64_t(sizeof(T));
