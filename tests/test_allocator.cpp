@@ -4,6 +4,8 @@
 
 #include <euler/core/allocator.hpp>
 
+namespace test_allocator {  // this file's own names: see "unity build" in CMakeLists.txt
+
 #if defined(__SANITIZE_ADDRESS__)
 #define EULER_TEST_SANITIZED_MALLOC 1
 #elif defined(__has_feature)
@@ -19,3 +21,7 @@ TEST_CASE("keep_freed_memory: glibc's malloc takes both settings; a sanitizer's 
   CHECK_FALSE(euler::keep_freed_memory());
 #endif
 }
+
+#undef EULER_TEST_SANITIZED_MALLOC  // this file's macro ends here (several test files are one unit)
+
+}  // namespace test_allocator

@@ -19,6 +19,8 @@
 #include <fstream>
 #include <functional>
 
+namespace test_bad_input {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -324,3 +326,5 @@ TEST_CASE("bad input: data that the filters empty, or that has no user to evalua
   std::string low = write("low.dat", "1::2::3::4\n1::3::1::5\n");
   CHECK_CONTAINS(data_error([&] { load_dataset(low, ratings); }), "rating threshold removed 2");
 }
+
+}  // namespace test_bad_input

@@ -21,6 +21,8 @@
 #include <tuple>
 #include <vector>
 
+namespace test_bad_safetensors {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 using safetensors::FormatError;
@@ -413,3 +415,5 @@ TEST_CASE("bad safetensors: a training checkpoint with NaN or inf in the weights
   fresh.resume(checkpoint);
   CHECK(fresh.state().epoch == 1);
 }
+
+}  // namespace test_bad_safetensors

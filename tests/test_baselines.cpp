@@ -13,6 +13,8 @@
 #include <random>
 #include <vector>
 
+namespace test_baselines {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -264,3 +266,5 @@ TEST_CASE("Markov baseline: bad input") {
                        std::out_of_range);
   CHECK(markov.scores({}).shape() == Shape{0, 5});
 }
+
+}  // namespace test_baselines

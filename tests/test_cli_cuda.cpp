@@ -14,6 +14,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+namespace test_cli_cuda {  // this file's own names: see "unity build" in CMakeLists.txt
+
 namespace {
 
 bool gpu_usable() {
@@ -52,3 +54,5 @@ TEST_CASE("euler train --device cuda: a clear error without a GPU, training with
   CHECK(euler::read_file(log).find("'tpu' is not one of cpu|cuda") != std::string::npos);
   CHECK(euler_test::run_cli(common + " --quiet --device cpu", log) == 0);
 }
+
+}  // namespace test_cli_cuda

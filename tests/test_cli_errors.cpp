@@ -20,6 +20,8 @@
 #include <thread>
 #include <utility>
 
+namespace test_cli_errors {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -522,3 +524,5 @@ TEST_CASE("cli: --threads defaults to the machine's hardware threads") {
                          "processes on the machine) (default: " + threads + ")");
   }
 }
+
+}  // namespace test_cli_errors

@@ -22,6 +22,8 @@
 #include <sstream>
 #include <thread>
 
+namespace test_cli_faults {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -262,3 +264,5 @@ TEST_CASE("faults: a run killed with SIGKILL leaves no lock behind") {
   CHECK_MESSAGE(code == 0, read_file(log));
   check_log(dir, 2);
 }
+
+}  // namespace test_cli_faults

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace test_cli_grad {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -117,3 +119,5 @@ TEST_CASE("euler grad: bad invocations give a clear message and a non-zero exit"
   CHECK(run("frobnicate", log) == 2);
   CHECK(read_file(log).find("unknown command 'frobnicate'") != std::string::npos);
 }
+
+}  // namespace test_cli_grad

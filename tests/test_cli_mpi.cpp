@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+namespace test_cli_mpi {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -149,3 +151,5 @@ TEST_CASE("mpirun: skipped, the program was built without MPI") {
 }
 
 #endif
+
+}  // namespace test_cli_mpi

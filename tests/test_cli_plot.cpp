@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace test_cli_plot {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -63,3 +65,5 @@ TEST_CASE("euler train --plot: a directory that cannot be made fails before trai
   CHECK_MESSAGE(message.find("cannot create the --plot directory") != std::string::npos, message);
   CHECK(message.find("epoch") == std::string::npos);  // nothing was trained
 }
+
+}  // namespace test_cli_plot

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace test_cli_recbole {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -133,3 +135,5 @@ TEST_CASE("euler train --config FILE.yaml without yaml-cpp says how to get it") 
   CHECK(read_file(log).find("built without yaml-cpp") != std::string::npos);
 }
 #endif
+
+}  // namespace test_cli_recbole

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <functional>
 
+namespace test_cli_report {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -249,3 +251,5 @@ TEST_CASE("euler report: bad inputs give one line naming the file and the proble
   fs::remove(no_ranks + "/ranks.tsv");
   fails_with(good + " " + no_ranks + " --paired", 1, {"no_ranks/ranks.tsv: cannot open"});
 }
+
+}  // namespace test_cli_report

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+namespace test_cli_train {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -223,3 +225,5 @@ TEST_CASE("euler train --seeds: one run per seed, their mean and sd, result.json
   REQUIRE(run("report " + out, log) == 0);
   CHECK_MESSAGE(read_file(log).find("| 1, 3 |") != std::string::npos, read_file(log));
 }
+
+}  // namespace test_cli_train

@@ -9,6 +9,8 @@
 
 #include <random>
 
+namespace test_contrastive {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -109,3 +111,5 @@ TEST_CASE("phase contrastive loss: shape errors name the op") {
   CHECK(m.find("phase_contrastive_loss") != std::string::npos);
   CHECK(m.find("[3]") != std::string::npos);
 }
+
+}  // namespace test_contrastive

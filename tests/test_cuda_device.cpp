@@ -10,6 +10,8 @@
 
 #include <euler/cuda/cuda.hpp>
 
+namespace test_cuda_device {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 using euler_test::skip_test;
 
@@ -105,3 +107,5 @@ TEST_CASE("CUDA backend without a GPU: status says why, and a model refuses to s
 TEST_CASE("CUDA backend on the GPU: not built") { skip_test("GPU tests not run: " + gpu_unavailable()); }
 
 #endif
+
+}  // namespace test_cuda_device

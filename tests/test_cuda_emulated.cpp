@@ -19,6 +19,8 @@
 
 #include <filesystem>
 
+namespace test_cuda_emulated {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 using euler_test::kFloatTolerance;
 
@@ -156,3 +158,5 @@ TEST_CASE("emulated CUDA backend: the Trainer through the device step (DeviceSte
   }
   std::filesystem::remove_all(dir);
 }
+
+}  // namespace test_cuda_emulated

@@ -11,6 +11,8 @@
 #include <euler/eulerformer.hpp>
 #include <euler/train/optimizer.hpp>
 
+namespace test_cuda_math {  // this file's own names: see "unity build" in CMakeLists.txt
+
 
 using namespace euler;
 using euler_test::kFloatTolerance;
@@ -354,3 +356,5 @@ TEST_CASE("device math: Adam and AdamW updates and the gradient norm match euler
     }
   }
 }
+
+}  // namespace test_cuda_math

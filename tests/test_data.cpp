@@ -23,6 +23,8 @@
 #include <map>
 #include <set>
 
+namespace test_data {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -752,3 +754,5 @@ TEST_CASE("data: real S3-Rec files (Beauty, Yelp, LastFM) counts") {
     MESSAGE(data.summary() << "\n  loaded in " << seconds << " s");
   }
 }
+
+}  // namespace test_data

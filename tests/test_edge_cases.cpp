@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace test_edge_cases {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -232,3 +234,5 @@ TEST_CASE("tests: a scratch directory is fresh even when an earlier process with
   CHECK_FALSE(fs::exists(dir / "run"));
   CHECK(euler_test::scratch_dir("stale_probe") == dir);  // one directory per tag and process
 }
+
+}  // namespace test_edge_cases

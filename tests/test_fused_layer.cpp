@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <random>
 
+namespace test_fused_layer {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -323,3 +325,5 @@ TEST_CASE("fused layer: the cross-entropy alone and the contrastive loss alone e
     CHECK(largest > 1e-4);  // not a comparison of zeros
   }
 }
+
+}  // namespace test_fused_layer

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <map>
 
+namespace test_fuzz_inputs {  // this file's own names: see "unity build" in CMakeLists.txt
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -54,3 +56,5 @@ TEST_CASE("fuzz inputs: the harness accepts the seeds it is given, and flags a b
   std::string garbage = std::string("\x01") + "1::2\n";
   CHECK_NOTHROW(euler_fuzz::interactions(reinterpret_cast<const uint8_t*>(garbage.data()), garbage.size()));
 }
+
+}  // namespace test_fuzz_inputs

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+namespace test_group {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -222,3 +224,5 @@ TEST_CASE("group: replicas that drifted apart are an error after training, namin
   other.join();
   for (const std::string& e : errors) CHECK_MESSAGE(e.find("replicas differ after training: rank(s) 1 against rank 0") != std::string::npos, e);
 }
+
+}  // namespace test_group

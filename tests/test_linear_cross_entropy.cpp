@@ -10,6 +10,8 @@
 
 #include <random>
 
+namespace test_linear_cross_entropy {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -129,3 +131,5 @@ TEST_CASE("linear_cross_entropy: shape and target errors name the op") {
   m = euler_test::error_of<ShapeError>([&] { linear_cross_entropy(x, w, t, -100, 9); });
   CHECK(m.find("9 classes") != std::string::npos);
 }
+
+}  // namespace test_linear_cross_entropy

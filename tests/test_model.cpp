@@ -4,6 +4,8 @@
 
 #include <euler/eulerformer.hpp>
 
+namespace test_model {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -310,3 +312,5 @@ TEST_CASE("parameter names and shapes follow the authors' modules") {
   CHECK(p.value("trm_encoder.layer.0.multi_head_attention.euler.delta")[0] == 1.0f);
   CHECK(p.value("trm_encoder.layer.0.multi_head_attention.w")[5] == 1.0f);
 }
+
+}  // namespace test_model

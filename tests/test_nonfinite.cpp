@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <limits>
 
+namespace test_nonfinite {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -274,3 +276,5 @@ TEST_CASE("trainer: on_nonfinite = skip skips the steps that overflow and trains
   CHECK_CONTAINS(message, "parameter 'LayerNorm.weight'");
   CHECK_CONTAINS(message, "(lower --lr or set --clip)");
 }
+
+}  // namespace test_nonfinite

@@ -5,6 +5,8 @@
 
 #include <random>
 
+namespace test_ops_basic {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 using check::gradcheck;
 using V = Var<double>;
@@ -208,3 +210,8 @@ TEST_CASE("sum and mean: values and gradients over all and over an axis") {
   GRADCHECK(mean(x[0], -1), rand({2, 3, 4}));
   GRADCHECK(mean(x[0], 2, true), rand({2, 3, 4, 2}));
 }
+
+// This file's macros end here (several test files are compiled as one unit).
+#undef GRADCHECK
+
+}  // namespace test_ops_basic

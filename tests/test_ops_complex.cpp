@@ -14,6 +14,8 @@
 #include <random>
 #include <string>
 
+namespace test_ops_complex {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 using check::gradcheck;
 using V = Var<double>;
@@ -590,3 +592,9 @@ TEST_CASE("complex: shape errors name the op and the shapes") {
   CHECK_THROWS_AS(complex_mul(x, other.constant_copy(uniform({2, 3, 8}))), TapeError);
   CHECK_THROWS_AS(rotate_by_phase(x, other.constant_copy(uniform({4}))), TapeError);
 }
+
+// This file's macros end here (several test files are compiled as one unit).
+#undef GRADCHECK
+#undef CHECK_NAMES
+
+}  // namespace test_ops_complex

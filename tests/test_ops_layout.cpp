@@ -13,6 +13,8 @@
 #include "euler/ops/matmul.hpp"
 #include "euler/ops/reduce.hpp"
 
+namespace test_ops_layout {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using euler::Shape;
 using euler::ShapeError;
 using euler::Tape;
@@ -488,3 +490,5 @@ TEST_CASE("the usage snippet of layout.hpp runs, in float") {
   CHECK(tape.grad(table).numel() == K * D);
   CHECK(tape.grad(wq).vec().allFinite());
 }
+
+}  // namespace test_ops_layout

@@ -18,6 +18,8 @@
 #include "euler/core/random.hpp"
 #include "euler/ops/nn.hpp"
 
+namespace test_ops_nn {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using euler::Rng;
 using euler::Shape;
 using euler::ShapeError;
@@ -794,3 +796,5 @@ TEST_CASE("cross_entropy: bad targets throw ShapeError naming the op, the row an
   CHECK(contains(message, "[3, 4]"));
   CHECK(contains(message, "[2]"));
 }
+
+}  // namespace test_ops_nn

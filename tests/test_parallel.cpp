@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+namespace test_parallel {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -148,3 +150,5 @@ TEST_CASE("gemm: split products equal the plain Eigen product, in every transpos
         }
   }
 }
+
+}  // namespace test_parallel

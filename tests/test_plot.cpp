@@ -18,6 +18,8 @@
 #include <numbers>
 #include <random>
 
+namespace test_plot {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler::plot;
 using euler_test::count_of;
 using euler_test::xml_problem;
@@ -427,3 +429,5 @@ TEST_CASE("training curves: read_json_lines and write_training_curves") {
   CHECK(euler_test::error_of<euler::IoError>([&] { write_training_curves(log + "/x", records); }).find("cannot create the plot directory") !=
         std::string::npos);
 }
+
+}  // namespace test_plot

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace test_pytorch_fixture {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -94,3 +96,5 @@ TEST_CASE("pytorch fixtures: loss and every gradient equal PyTorch's to 1e-9 (fu
   CHECK(euler_without_absolute >= 1);
   CHECK(with_padding_idx >= 1);
 }
+
+}  // namespace test_pytorch_fixture

@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace test_safetensors {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -318,3 +320,5 @@ TEST_CASE("checkpoints: the authors' layout (scalars as [1], the alpha angle tab
   save_weights(path, rope_model);
   CHECK_FALSE(safetensors::File::read(path).contains(mha + "euler.alpha"));
 }
+
+}  // namespace test_safetensors

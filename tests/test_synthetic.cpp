@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+namespace test_synthetic {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -185,3 +187,5 @@ TEST_CASE("synthetic: configs that cannot work are refused") {
     for (int32_t item : sequence) CHECK((item >= 1 && item <= 6));
   }
 }
+
+}  // namespace test_synthetic

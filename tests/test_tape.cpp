@@ -4,6 +4,8 @@
 
 #include <euler/euler.hpp>
 
+namespace test_tape {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 using check::gradcheck;
 using V = Var<double>;
@@ -236,3 +238,5 @@ TEST_CASE("float is the default scalar and double works the same") {
   tape.backward(sum(x * x));
   CHECK(tape.grad(x)[1] == 4.0f);
 }
+
+}  // namespace test_tape

@@ -15,6 +15,8 @@
 #include <random>
 #include <vector>
 
+namespace test_train_parts {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 
 namespace {
@@ -579,3 +581,5 @@ TEST_CASE("progress: durations in minutes and seconds, counts with separators, t
   CHECK(euler::progress_line(3, 4100, 10000, 1.775) == "epoch 3  41%  2,310 seq/s  ETA 2.6s");
   CHECK(euler::progress_line(1, 0, 10, 0.0) == "epoch 1  0%  0 seq/s  ETA ?");
 }
+
+}  // namespace test_train_parts

@@ -9,6 +9,8 @@
 
 #include <filesystem>
 
+namespace test_trainer {  // this file's own names: see "unity build" in CMakeLists.txt
+
 using namespace euler;
 namespace fs = std::filesystem;
 
@@ -337,3 +339,5 @@ TEST_CASE("trainer: a run over its memory limit only because the layers keep the
   CHECK_THROWS_AS(refused.run(), MemoryLimitError);
   CHECK(refused.state().epoch == 0);
 }
+
+}  // namespace test_trainer
