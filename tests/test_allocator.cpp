@@ -22,6 +22,7 @@ TEST_CASE("keep_freed_memory: glibc's malloc takes both settings; a sanitizer's 
 #endif
 }
 
-#undef EULER_TEST_SANITIZED_MALLOC  // this file's macro ends here (several test files are one unit)
+// This file's macros end here (several test files are compiled as one unit).
+#undef EULER_TEST_SANITIZED_MALLOC
 
 }  // namespace test_allocator
